@@ -1,0 +1,30 @@
+"""Attacks as plain functions ``attack(model, images, labels, *, eps, alpha, steps, ...) -> adv_images``.
+
+Images in [0, 1]; eps/alpha on that scale. Options every attack takes (forwarded to
+:func:`~fastsegadv.attacks.driver.run_attack`): ``best_iterate``, ``trace``, ``seed``, ``normalization``,
+``eval_mode``, ``ignore_index``.
+"""
+from .cospgd import cospgd
+from .dag import dag
+from .driver import mis_ratio_per_image, run_attack
+from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_iterations, ifgsm_ll, least_likely_labels
+from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
+from .objectives import DagMargin, Objective, RegionPrototype, WeightedCE
+from .pgd import bim_l2, pgd
+from .rppgd import rp_pgd
+from .segpgd import segfgsm, segpgd
+from .trace import AttackTrace
+from .uncertainty import pixel_subset_ifgsm, random_pixel_mask, uncertainty_fgsm, uncertainty_ifgsm, uncertainty_pgd
+
+ATTACKS = {
+    "fgsm": fgsm, "fgsm_ll": fgsm_ll, "ifgsm": ifgsm, "ifgsm_ll": ifgsm_ll, "pgd": pgd, "bim_l2": bim_l2,
+    "segpgd": segpgd, "segfgsm": segfgsm, "cospgd": cospgd, "rp_pgd": rp_pgd, "uncertainty_fgsm": uncertainty_fgsm,
+    "uncertainty_ifgsm": uncertainty_ifgsm, "uncertainty_pgd": uncertainty_pgd,
+    "pixel_subset_ifgsm": pixel_subset_ifgsm, "dag": dag,
+}
+
+__all__ = list(ATTACKS) + [
+    "ATTACKS", "AttackTrace", "run_attack", "mis_ratio_per_image", "ifgsm_iterations", "least_likely_labels",
+    "NormalizedModel", "FeatureHook", "extract_logits", "logits_at", "frozen_for_attack", "Objective", "WeightedCE",
+    "RegionPrototype", "DagMargin", "random_pixel_mask",
+]

@@ -1,0 +1,170 @@
+"""The one iterative driver behind every gradient attack (PGD of Madry et al. 2018, 001 Eq. 1):
+
+    x_0 = clip_[0,1](x + U(-eps, eps))          (random start; x_0 = x without)
+    x_t = Proj_{B_eps(x)} clip_[0,1](x_{t-1} + alpha * step(grad_x L(f(x_{t-1}), y)))
+
+with ``step`` = sign (ℓ∞), g/||g||_2 (ℓ2, BIM-ℓ2) or g/||g||_∞ (DAG), negated for targeted attacks.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn as nn
+
+from .model_io import FeatureHook, NormalizedModel, frozen_for_attack, logits_at
+from .objectives import Objective
+from .trace import AttackTrace
+from .validation import check_attack_inputs, check_label_range
+
+STEP_RULES = ("linf", "l2", "linf_normalized")
+
+
+def _per_image_norm(g: torch.Tensor, p: float) -> torch.Tensor:
+    flat = g.flatten(1)
+    n = flat.abs().amax(1) if p == math.inf else flat.norm(dim=1)
+    return n.clamp_min(1e-12).view(-1, *([1] * (g.dim() - 1)))
+
+
+def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    delta = x_adv - x
+    if norm == "l2":
+        delta = delta * (eps / _per_image_norm(delta, 2)).clamp(max=1.0)
+    else:
+        delta = delta.clamp(-eps, eps)
+    return (x + delta).clamp(0.0, 1.0)
+
+
+def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
+    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
+    if norm == "l2":  # uniform direction, radius eps * u^(1/n) ~ inside the ball
+        r = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=x.dtype)
+        noise = noise / _per_image_norm(noise, 2) * (eps * r).view(-1, 1, 1, 1)
+    else:
+        noise = noise * eps
+    return (x + noise).clamp(0.0, 1.0)
+
+
+def mis_ratio_per_image(prediction: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """``[B]`` fraction of valid pixels misclassified (MisRatio / APSR); 0 for images with none."""
+    valid = labels != ignore_index
+    wrong = (prediction != labels) & valid
+    return wrong.flatten(1).sum(1).float() / valid.flatten(1).sum(1).clamp_min(1).float()
+
+
+def run_attack(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    objective: Objective,
+    eps: float,
+    alpha: float,
+    steps: int,
+    step_rule: str = "linf",
+    random_start: bool = False,
+    restarts: int = 1,
+    targeted_labels: torch.Tensor | None = None,
+    best_iterate: bool = False,
+    trace: AttackTrace | None = None,
+    seed: int | None = None,
+    ignore_index: int = 255,
+    normalization: tuple | None = None,
+    pixel_mask: torch.Tensor | None = None,
+    feature_layer: str | None = None,
+    clean_prediction: torch.Tensor | None = None,
+    eval_mode: bool = True,
+) -> torch.Tensor:
+    """Run ``steps`` iterations of ``objective`` ascent and return adversarial images ``[B, 3, H, W]``.
+
+    images ``[B, 3, H, W]`` in [0, 1], labels ``[B, H, W]`` int with ``ignore_index``. ``eps`` and
+    ``alpha`` are on the [0, 1] scale (8/255, not 8). ``targeted_labels`` turns it into descent on the
+    objective w.r.t. those labels. ``best_iterate`` keeps, per image, the iterate with the highest
+    MisRatio (one extra no-grad forward at the end of each restart); so do ``restarts > 1``.
+    ``pixel_mask`` ``[B or 1, 1, H, W]`` zeroes the step outside a pixel subset (004 §4.5).
+    ``normalization=(mean, std)`` wraps the model. The model's modes, ``requires_grad`` flags and
+    buffers are unchanged afterwards.
+    """
+    check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps)
+    if step_rule not in STEP_RULES:
+        raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
+    if not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
+    if targeted_labels is not None and targeted_labels.shape != labels.shape:
+        raise ValueError("targeted_labels must have the labels' shape [B, H, W]")
+    if pixel_mask is not None and (pixel_mask.dim() != 4 or pixel_mask.shape[-2:] != images.shape[-2:]):
+        raise ValueError("pixel_mask must be [B or 1, 1, H, W] like the images")
+    net = NormalizedModel(model, *normalization) if normalization is not None else model
+    size = labels.shape[-2:]
+    norm = "l2" if step_rule == "l2" else "linf"
+    attack_labels = labels if targeted_labels is None else targeted_labels
+    sign = -1.0 if targeted_labels is not None else 1.0
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=images.device).manual_seed(seed)
+
+    x = images.detach()
+    track = best_iterate or restarts > 1
+    best_x = x.clone()
+    best_score = torch.full((x.shape[0],), -1.0, device=x.device)
+
+    hook = FeatureHook(model, feature_layer) if objective.needs_features else contextlib.nullcontext()
+    with frozen_for_attack(model, eval_mode=eval_mode), hook:
+
+        def forward(inp: torch.Tensor) -> torch.Tensor:
+            return logits_at(net(inp), size)  # [B, C, H, W]
+
+        def keep_best(x_cur: torch.Tensor, prediction: torch.Tensor) -> None:
+            score = mis_ratio_per_image(prediction, labels, ignore_index)
+            better = score >= best_score
+            best_score.copy_(torch.where(better, score, best_score))
+            best_x.copy_(torch.where(better.view(-1, 1, 1, 1), x_cur, best_x))
+
+        if objective.needs_clean_prediction and clean_prediction is None:
+            with torch.no_grad():
+                clean_logits = forward(x)
+            check_label_range(labels, clean_logits.shape[1], ignore_index)
+            clean_prediction = clean_logits.argmax(1)
+        checked = False
+        for restart in range(restarts):
+            x_adv = _random_start(x, eps, norm, generator) if random_start else x.clone()
+            objective.begin(attack_labels, clean_prediction)
+            for t in range(1, steps + 1):
+                x_adv.requires_grad_(True)
+                with torch.enable_grad():
+                    logits = forward(x_adv)
+                    if not checked:
+                        check_label_range(labels, logits.shape[1], ignore_index)
+                        if targeted_labels is not None:
+                            check_label_range(targeted_labels, logits.shape[1], ignore_index)
+                        checked = True
+                    feats = hook.features if objective.needs_features else None
+                    loss = objective(logits, attack_labels, step=t, steps=steps, features=feats)
+                    (grad,) = torch.autograd.grad(loss, x_adv)
+                x_adv = x_adv.detach()
+                with torch.no_grad():
+                    prediction = logits.detach().argmax(1)  # [B, H, W], from the same forward
+                    if trace is not None:
+                        mis = mis_ratio_per_image(prediction, labels, ignore_index)
+                        valid = (labels != ignore_index).flatten(1).sum(1).float()
+                        overall = (mis * valid).sum() / valid.sum().clamp_min(1)
+                        trace.record(restart, loss, overall, objective.region_counts(attack_labels))
+                    if track:
+                        keep_best(x_adv, prediction)
+                    g = sign * grad
+                    if pixel_mask is not None:
+                        g = g * pixel_mask.to(g)
+                    if step_rule == "linf":
+                        g = g.sign()
+                    elif step_rule == "l2":
+                        g = g / _per_image_norm(g, 2)
+                    else:
+                        g = g / _per_image_norm(g, math.inf)
+                    x_adv = _project(x_adv + alpha * g, x, eps, norm)
+            if track:
+                with torch.no_grad():
+                    keep_best(x_adv, forward(x_adv).argmax(1))
+            else:
+                best_x = x_adv
+    return best_x.detach()

@@ -1,0 +1,116 @@
+"""How attacks talk to a user's model: output adapters, normalisation, the frozen-model guard and the
+feature hook RP-PGD's prototype term needs."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def extract_logits(output) -> torch.Tensor:
+    """A model's logits ``[B, C, h, w]`` from a tensor, a torchvision-style dict (``"out"``) or a tuple/list
+    (first element)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        if "out" not in output:
+            raise KeyError(f"model returned a dict without an 'out' entry (keys: {sorted(output)})")
+        return output["out"]
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
+
+
+def logits_at(output, size: Sequence[int]) -> torch.Tensor:
+    """Logits at label resolution ``size = (H, W)``; smaller logits are upsampled bilinearly
+    (``align_corners=False``, as torchvision's segmentation heads do)."""
+    logits = extract_logits(output)
+    if logits.dim() != 4:
+        raise ValueError(f"model logits must be [B, C, h, w], got shape {tuple(logits.shape)}")
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    return logits
+
+
+class NormalizedModel(nn.Module):
+    """``model((x - mean) / std)`` so attacks work on images in [0, 1] (torchattacks'
+    ``set_normalization_used``). mean/std: per-channel sequences."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.model = model
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {list(std)}")
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor):
+        return self.model((x - self.mean.to(x)) / self.std.to(x))
+
+
+@contextlib.contextmanager
+def frozen_for_attack(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Module]:
+    """Run the attack with parameters not requiring grad (no weight gradients are computed) and, by
+    default, in eval mode. Restores the training flags of every module and ``requires_grad`` of every
+    parameter afterwards; with ``eval_mode=False`` the buffers (BatchNorm running statistics) are
+    snapshotted and restored, so the model is exactly as it was."""
+    modes = {m: m.training for m in model.modules()}
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    buffers = None if eval_mode else [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        if eval_mode:
+            model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for m, training in modes.items():
+            m.training = training
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        if buffers is not None:
+            with torch.no_grad():
+                for b, saved in buffers:
+                    b.copy_(saved)
+
+
+def last_conv_name(model: nn.Module) -> str:
+    """Name of the last ``nn.Conv2d`` registered in ``model``: the usual final classifier."""
+    name = None
+    for n, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            name = n
+    if name is None:
+        raise ValueError("the model has no nn.Conv2d; name the feature layer with feature_layer=")
+    return name
+
+
+class FeatureHook:
+    """Captures the input (default, the features a classifier sees) or output of ``model.<layer>`` on
+    every forward. Use as a context manager; ``.features`` holds the last capture ``[B, d, h, w]``."""
+
+    def __init__(self, model: nn.Module, layer: str | None = None, *, capture: str = "input"):
+        if capture not in ("input", "output"):
+            raise ValueError(f"capture must be 'input' or 'output', got {capture!r}")
+        self.layer = layer if layer is not None else last_conv_name(model)
+        try:
+            self.module = model.get_submodule(self.layer)
+        except AttributeError as e:
+            raise ValueError(f"feature_layer {self.layer!r} is not a submodule of the model") from e
+        self.capture = capture
+        self.features: torch.Tensor | None = None
+        self._handle = None
+
+    def _hook(self, module, inputs, output):
+        self.features = inputs[0] if self.capture == "input" else extract_logits(output)
+
+    def __enter__(self) -> "FeatureHook":
+        self._handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+        self.features = None

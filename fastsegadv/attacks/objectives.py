@@ -1,0 +1,87 @@
+"""What an attack ascends, step by step. An objective sees this forward's logits (at label resolution),
+the labels it attacks, t of T, and (if it asks) the hooked features; it may keep per-pixel state on the
+device (RP-PGD regions)."""
+from __future__ import annotations
+
+import torch
+
+from ..losses import Weighting, init_region_state, prototype_loss, region_counts, weighted_cross_entropy
+
+
+class Objective:
+    """Base: plain CE (PGD, FGSM, I-FGSM)."""
+
+    needs_features = False
+    needs_clean_prediction = False
+
+    def __init__(self, *, ignore_index: int = 255):
+        self.ignore_index = ignore_index
+
+    def begin(self, labels: torch.Tensor, clean_prediction: torch.Tensor | None) -> None:
+        """Called before the first step of each restart."""
+
+    def __call__(self, logits, labels, *, step: int, steps: int, features=None) -> torch.Tensor:
+        return weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index, validate=False)
+
+    def region_counts(self, labels: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+
+class WeightedCE(Objective):
+    """``(1/N_v) sum_i w_i CE_i`` with the weight terms of a :class:`~fastsegadv.losses.Weighting`."""
+
+    def __init__(self, weighting: Weighting, *, ignore_index: int = 255):
+        super().__init__(ignore_index=ignore_index)
+        self.weighting = weighting
+        self.needs_clean_prediction = weighting.regions
+        self.state: torch.Tensor | None = None
+
+    def begin(self, labels, clean_prediction):
+        if self.weighting.regions:
+            self.state = init_region_state(clean_prediction, labels, ignore_index=self.ignore_index)
+
+    def __call__(self, logits, labels, *, step, steps, features=None):
+        return weighted_cross_entropy(
+            logits, labels, weighting=self.weighting, step=step, steps=steps, region_state=self.state,
+            ignore_index=self.ignore_index, validate=False,
+        )
+
+    def region_counts(self, labels):
+        if self.state is None:
+            return None
+        return region_counts(self.state, labels != self.ignore_index).sum(0)
+
+
+class RegionPrototype(WeightedCE):
+    """RP-PGD hybrid ``L_RP = beta * L_R + (1 - beta) * L_P`` (003 Eq. 7); beta = 1 is regions only."""
+
+    def __init__(self, *, beta: float = 0.75, ignore_index: int = 255):
+        super().__init__(Weighting(regions=True), ignore_index=ignore_index)
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta!r}")
+        self.beta = beta
+        self.needs_features = beta < 1.0
+
+    def __call__(self, logits, labels, *, step, steps, features=None):
+        l_r = super().__call__(logits, labels, step=step, steps=steps)
+        if self.beta == 1.0:
+            return l_r
+        l_p = prototype_loss(
+            features, labels, self.state, num_classes=logits.shape[1], ignore_index=self.ignore_index
+        )
+        return self.beta * l_r + (1.0 - self.beta) * l_p.to(l_r.dtype)
+
+
+class DagMargin(Objective):
+    """DAG (Xie et al., ICCV 2017), untargeted as in adv-lib: push down ``z_y - max_{k != y} z_k`` on the
+    pixels still correctly classified (the ascended value is its negative sum)."""
+
+    def __call__(self, logits, labels, *, step, steps, features=None):
+        z = logits.float()
+        valid = labels != self.ignore_index
+        safe = torch.where(valid, labels, torch.zeros_like(labels))
+        z_y = z.gather(1, safe.unsqueeze(1)).squeeze(1)  # [B, H, W]
+        others = z.scatter(1, safe.unsqueeze(1), float("-inf")).amax(1)  # [B, H, W]
+        margin = z_y - others
+        active = valid & (margin.detach() > 0)
+        return -(margin * active).sum()

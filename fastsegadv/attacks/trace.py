@@ -1,0 +1,37 @@
+"""Per-iteration record of an attack, filled from the forward the attack already runs (no extra pass)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class AttackTrace:
+    """Pass ``trace=AttackTrace()`` to an attack. Per iteration t (the iterate the gradient was taken
+    at): ``loss`` (the objective), ``mis_ratio`` (MisRatio over the batch's valid pixels) and
+    ``regions`` (valid pixels in True/Boundary/False, RP-PGD only). Values are kept as tensors during
+    the attack (no host sync) and converted by :meth:`as_dicts`."""
+
+    loss: list = field(default_factory=list)
+    mis_ratio: list = field(default_factory=list)
+    regions: list = field(default_factory=list)
+    restart: list = field(default_factory=list)
+
+    def record(self, restart: int, loss: torch.Tensor, mis_ratio: torch.Tensor, regions: torch.Tensor | None) -> None:
+        self.restart.append(restart)
+        self.loss.append(loss.detach().float())
+        self.mis_ratio.append(mis_ratio.detach().float())
+        self.regions.append(None if regions is None else regions.detach())
+
+    def as_dicts(self) -> list[dict]:
+        rows = []
+        step = 0
+        for i, r in enumerate(self.restart):
+            step = 1 if i == 0 or self.restart[i - 1] != r else step + 1
+            row = {"restart": r, "step": step, "loss": float(self.loss[i]), "mis_ratio": float(self.mis_ratio[i])}
+            if self.regions[i] is not None:
+                t, b, f = (int(v) for v in self.regions[i].tolist())
+                row.update(true=t, boundary=b, false=f)
+            rows.append(row)
+        return rows

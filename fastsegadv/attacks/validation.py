@@ -1,0 +1,48 @@
+"""Checks that run before any attack work, each naming the argument at fault."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+
+def check_attack_inputs(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float, alpha: float, steps: int
+) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError(f"images must be a [B, 3, H, W] tensor, got shape {tuple(getattr(images, 'shape', ()))}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be floating point in [0, 1], got {images.dtype}")
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 3:
+        raise ValueError(f"labels must be a [B, H, W] tensor, got shape {tuple(getattr(labels, 'shape', ()))}")
+    if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
+        raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
+    b, _, h, w = images.shape
+    if tuple(labels.shape) != (b, h, w):
+        raise ValueError(f"labels shape {tuple(labels.shape)} does not match images [B, H, W] = {(b, h, w)}")
+    if labels.device != images.device:
+        raise ValueError(f"labels are on {labels.device} but images on {images.device}")
+    p = next(iter(model.parameters()), None)
+    if p is not None and p.device != images.device:
+        raise ValueError(f"model is on {p.device} but images are on {images.device}")
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError("images contain NaN or inf")
+    if bool((images < 0).any()) or bool((images > 1).any()):
+        raise ValueError("images must lie in [0, 1] (the model owns normalisation; see normalization=)")
+    for name, value in (("eps", eps), ("alpha", alpha)):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+
+
+def check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int) -> None:
+    bad = (labels != ignore_index) & ((labels < 0) | (labels >= num_classes))
+    if bool(bad.any()):
+        raise ValueError(
+            f"labels contain {labels[bad][0].item()}, outside [0, {num_classes - 1}] "
+            f"(the model has {num_classes} classes) and not the ignore_index {ignore_index}"
+        )

@@ -1,0 +1,27 @@
+"""Eager reference losses: one file per concept, each citing its equation (DESIGN.md §2-3)."""
+from .cospgd import cospgd_loss, cospgd_weight
+from .cross_entropy import cross_entropy
+from .prototypes import class_prototypes, masked_class_sums, prototype_loss
+from .regions import (
+    BOUNDARY,
+    FALSE,
+    TRUE,
+    init_region_state,
+    region_counts,
+    region_lambdas,
+    region_loss,
+    region_weight,
+    update_region_state,
+)
+from .segpgd import segpgd_lambda, segpgd_loss, segpgd_weight
+from .uncertainty import uncertainty_loss, uncertainty_measure, uncertainty_weight
+from .weighted import Weighting, weighted_cross_entropy
+from .zero_out import zero_out_loss, zero_out_weight
+
+__all__ = [
+    "Weighting", "weighted_cross_entropy", "cross_entropy", "segpgd_loss", "segpgd_lambda", "segpgd_weight",
+    "region_loss", "region_weight", "region_lambdas", "region_counts", "init_region_state",
+    "update_region_state", "TRUE", "BOUNDARY", "FALSE", "prototype_loss", "class_prototypes",
+    "masked_class_sums", "cospgd_loss", "cospgd_weight", "uncertainty_loss", "uncertainty_measure",
+    "uncertainty_weight", "zero_out_loss", "zero_out_weight",
+]
