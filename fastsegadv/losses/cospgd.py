@@ -34,7 +34,8 @@ def cospgd_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """CosPGD loss ``(1/N_v) sum_i cos_i CE_i``."""
-    from .weighted import Weighting, weighted_cross_entropy
+    from ..fused import weighted_cross_entropy
+    from .weighted import Weighting
 
     w = Weighting(cospgd=activation, cospgd_targeted=targeted)
     return weighted_cross_entropy(logits, labels, weighting=w, ignore_index=ignore_index, reduction=reduction)

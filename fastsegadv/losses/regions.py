@@ -64,7 +64,8 @@ def region_loss(
 ) -> torch.Tensor:
     """Region loss L_R of 003 Eq. 3. With ``update_state`` the state is first updated in place from this
     forward's prediction (T -> B where wrong), exactly as the fused kernel does in the same pass."""
-    from .weighted import Weighting, weighted_cross_entropy
+    from ..fused import weighted_cross_entropy
+    from .weighted import Weighting
 
     return weighted_cross_entropy(
         logits, labels, weighting=Weighting(regions=True), step=step, steps=steps,

@@ -59,7 +59,8 @@ def segpgd_loss(
 ) -> torch.Tensor:
     """SegPGD loss of 001 Eq. 4 at iteration ``step`` of ``steps``; mean over valid pixels by default
     (the paper divides by H*W: the same ℓ∞ sign step, a different logged value)."""
-    from .weighted import Weighting, weighted_cross_entropy
+    from ..fused import weighted_cross_entropy
+    from .weighted import Weighting
 
     w = Weighting(segpgd=schedule, lam=lam)
     return weighted_cross_entropy(

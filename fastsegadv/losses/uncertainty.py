@@ -53,7 +53,8 @@ def uncertainty_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """Uncertainty-weighted loss L^U of 004 Eq. 9."""
-    from .weighted import Weighting, weighted_cross_entropy
+    from ..fused import weighted_cross_entropy
+    from .weighted import Weighting
 
     w = Weighting(uncertainty=measure, detach_uncertainty=detach_weight)
     return weighted_cross_entropy(logits, labels, weighting=w, ignore_index=ignore_index, reduction=reduction)

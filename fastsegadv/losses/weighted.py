@@ -74,7 +74,7 @@ class Weighting:
         return "ce" if not parts else " * ".join(parts)
 
 
-def weighted_cross_entropy(
+def weighted_cross_entropy_reference(
     logits: torch.Tensor,
     labels: torch.Tensor,
     *,
@@ -87,7 +87,8 @@ def weighted_cross_entropy(
     reduction: str = "mean",
     validate: bool = True,
 ) -> torch.Tensor:
-    """Weighted per-pixel CE, the reference of the fused kernels.
+    """Weighted per-pixel CE in eager PyTorch: the specification the fused kernels are tested against
+    (:func:`fastsegadv.fused.weighted_cross_entropy` dispatches to it or to a kernel).
 
     logits ``[B, C, H, W]`` (any float dtype; fp16/bf16 evaluated in fp32), labels ``[B, H, W]`` int.
     ``step``/``steps`` = t/T (1-based) for the SegPGD schedules and RP-PGD regions. ``region_state``
@@ -98,6 +99,24 @@ def weighted_cross_entropy(
     check_reduction(reduction)
     if validate:
         check_logits_labels(logits, labels, ignore_index)
+    per_pixel, valid = weighted_ce_per_pixel(
+        logits, labels, weighting=weighting, step=step, steps=steps, region_state=region_state,
+        update_region_state=update_region_state, ignore_index=ignore_index)
+    return reduce_pixels(per_pixel, valid, reduction).to(logits.dtype)
+
+
+def weighted_ce_per_pixel(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    weighting: Weighting,
+    step: int | None,
+    steps: int | None,
+    region_state: torch.Tensor | None,
+    update_region_state: bool,
+    ignore_index: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(w_i * CE_i [B, H, W] in the compute dtype, valid [B, H, W])``: the body of the reference."""
     if weighting.needs_step and (step is None or steps is None):
         raise ValueError(f"{weighting.describe()} needs step and steps (t of T)")
     if weighting.regions:
@@ -134,7 +153,7 @@ def weighted_cross_entropy(
 
     per_pixel = ce if w is None else w.to(ce.dtype) * ce
     per_pixel = torch.where(valid, per_pixel, torch.zeros_like(per_pixel))
-    return reduce_pixels(per_pixel, valid, reduction).to(logits.dtype)
+    return per_pixel, valid
 
 
-update_region_state_ = update_region_state
+update_region_state_ = update_region_state  # the keyword argument shadows the function

@@ -24,7 +24,8 @@ def zero_out_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """L^0 of 004 Eq. 10: CE with confidently wrong pixels removed."""
-    from .weighted import Weighting, weighted_cross_entropy
+    from ..fused import weighted_cross_entropy
+    from .weighted import Weighting
 
     return weighted_cross_entropy(
         logits, labels, weighting=Weighting(zero_out=tau), ignore_index=ignore_index, reduction=reduction

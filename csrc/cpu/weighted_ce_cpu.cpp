@@ -1,0 +1,313 @@
+// CPU kernels of the fused weighted cross-entropy (fastsegadv::weighted_ce_forward / _backward).
+//
+// Work unit: one image b and a block of P consecutive pixels. The block's logits [C, P] are read
+// once into a float buffer (fp16/bf16 converted, NCHW or NHWC), every class reduction runs as a loop
+// over classes with an inner loop over the P pixels (contiguous, auto-vectorised), the per-pixel
+// weight comes from weighting.h, and the gradient is written in one more sweep of the buffer.
+// Blocks are independent (at::parallel_for); per-block statistics are summed in a fixed order.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../weighting.h"
+#include "fast_math.h"
+
+namespace fastsegadv {
+namespace {
+
+struct Geometry {
+  int64_t B, C, HW;
+  int64_t sb, sc, sp;  // strides of image, class and pixel (NCHW: C*HW, HW, 1; NHWC: HW*C, 1, C)
+  int64_t P, nblk;     // pixels per block, blocks per image
+};
+
+Geometry geometry(const at::Tensor& z) {
+  Geometry g;
+  g.B = z.size(0);
+  g.C = z.size(1);
+  g.HW = z.size(2) * z.size(3);
+  g.sb = z.stride(0);
+  g.sc = z.stride(1);
+  g.sp = z.stride(3);
+  g.P = std::max<int64_t>(16, std::min<int64_t>(256, 8192 / g.C));
+  g.nblk = (g.HW + g.P - 1) / g.P;
+  return g;
+}
+
+// Class reductions of one block. buf: [C, P] logits as float; e: [C, P] exp(z - m) (output).
+struct BlockReductions {
+  std::vector<float> buf, e, m, m2, mn, S, Sz, S2, Q2, sig_y, zy;
+  std::vector<int32_t> a, b2, bn, y;
+  explicit BlockReductions(int64_t C, int64_t P)
+      : buf(C * P), e(C * P), m(P), m2(P), mn(P), S(P), Sz(P), S2(P), Q2(P), sig_y(P), zy(P), a(P), b2(P), bn(P), y(P) {}
+};
+
+template <typename scalar_t>
+void reduce_block(const scalar_t* z, const int64_t* labels, const Geometry& g, int64_t p0, int64_t n, int64_t flags,
+                  int64_t ignore_index, BlockReductions& r) {
+  const int64_t C = g.C, P = g.P;
+  float* buf = r.buf.data();
+  // load [C, n] as float, planar
+  if (g.sp == 1) {
+    for (int64_t c = 0; c < C; ++c) {
+      const scalar_t* src = z + c * g.sc + p0;
+      float* dst = buf + c * P;
+      for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<float>(src[j]);
+    }
+  } else {
+    for (int64_t j = 0; j < n; ++j) {
+      const scalar_t* src = z + (p0 + j) * g.sp;
+      for (int64_t c = 0; c < C; ++c) buf[c * P + j] = static_cast<float>(src[c * g.sc]);
+    }
+  }
+  float* m = r.m.data();
+  int32_t* a = r.a.data();
+  for (int64_t j = 0; j < n; ++j) {
+    m[j] = buf[j];
+    a[j] = 0;
+  }
+  for (int64_t c = 1; c < C; ++c) {
+    const float* row = buf + c * P;
+    for (int64_t j = 0; j < n; ++j) {
+      const bool gt = row[j] > m[j];
+      m[j] = gt ? row[j] : m[j];
+      a[j] = gt ? static_cast<int32_t>(c) : a[j];
+    }
+  }
+  if (needs_top2(flags)) {  // largest value at an index other than a
+    float* m2 = r.m2.data();
+    int32_t* b2 = r.b2.data();
+    for (int64_t j = 0; j < n; ++j) {
+      m2[j] = -INFINITY;
+      b2[j] = a[j] == 0 ? 1 : 0;
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const float* row = buf + c * P;
+      for (int64_t j = 0; j < n; ++j) {
+        const bool gt = row[j] > m2[j] && a[j] != c;
+        m2[j] = gt ? row[j] : m2[j];
+        b2[j] = gt ? static_cast<int32_t>(c) : b2[j];
+      }
+    }
+  }
+  if (needs_min(flags)) {
+    float* mn = r.mn.data();
+    int32_t* bn = r.bn.data();
+    for (int64_t j = 0; j < n; ++j) {
+      mn[j] = buf[j];
+      bn[j] = 0;
+    }
+    for (int64_t c = 1; c < C; ++c) {
+      const float* row = buf + c * P;
+      for (int64_t j = 0; j < n; ++j) {
+        const bool lt = row[j] < mn[j];
+        mn[j] = lt ? row[j] : mn[j];
+        bn[j] = lt ? static_cast<int32_t>(c) : bn[j];
+      }
+    }
+  }
+  float *S = r.S.data(), *Sz = r.Sz.data(), *S2 = r.S2.data();
+  std::fill(S, S + n, 0.f);
+  std::fill(Sz, Sz + n, 0.f);
+  std::fill(S2, S2 + n, 0.f);
+  const bool entropy = flags & FLAG_UNC_ENTROPY, cos_sm = flags & FLAG_COS_SOFTMAX;
+  for (int64_t c = 0; c < C; ++c) {
+    const float* row = buf + c * P;
+    float* erow = r.e.data() + c * P;
+    for (int64_t j = 0; j < n; ++j) {
+      const float d = row[j] - m[j];
+      const float ev = vexp(d);
+      erow[j] = ev;
+      S[j] += ev;
+    }
+    if (entropy)
+      for (int64_t j = 0; j < n; ++j) Sz[j] += erow[j] * (row[j] - m[j]);
+    if (cos_sm)
+      for (int64_t j = 0; j < n; ++j) S2[j] += erow[j] * erow[j];
+  }
+  int32_t* y = r.y.data();
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t lab = labels[p0 + j];
+    const bool valid = lab != ignore_index;
+    TORCH_CHECK(!valid || (lab >= 0 && lab < C), "label ", lab, " is outside [0, ", C, ") and not the ignore_index");
+    y[j] = valid ? static_cast<int32_t>(lab) : -1;
+    r.zy[j] = valid ? buf[lab * P + j] : 0.f;
+  }
+  if (flags & FLAG_COS_SIGMOID) {
+    float* Q2 = r.Q2.data();
+    std::fill(Q2, Q2 + n, 0.f);
+    for (int64_t c = 0; c < C; ++c) {
+      const float* row = buf + c * P;
+      for (int64_t j = 0; j < n; ++j) {
+        const float s = 1.f / (1.f + vexp(-row[j]));
+        Q2[j] += s * s;
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) r.sig_y[j] = y[j] >= 0 ? 1.f / (1.f + std::exp(-r.zy[j])) : 0.f;
+  }
+}
+
+PixelReductions pixel(const BlockReductions& r, int64_t j) {
+  PixelReductions p;
+  p.m = r.m[j];
+  p.a = r.a[j];
+  p.m2 = r.m2[j];
+  p.b2 = r.b2[j];
+  p.mn = r.mn[j];
+  p.bn = r.bn[j];
+  p.S = r.S[j];
+  p.Sz = r.Sz[j];
+  p.S2 = r.S2[j];
+  p.Q2 = r.Q2[j];
+  p.sig_y = r.sig_y[j];
+  p.zy = r.zy[j];
+  return p;
+}
+
+void check_inputs(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& state, int64_t flags,
+                  at::ArrayRef<double> params) {
+  TORCH_CHECK(logits.dim() == 4, "logits must be [B, C, H, W]");
+  TORCH_CHECK(logits.size(1) >= 2, "the fused kernel needs C >= 2 classes");
+  TORCH_CHECK(labels.dim() == 3 && labels.size(0) == logits.size(0) && labels.size(1) == logits.size(2) &&
+                  labels.size(2) == logits.size(3),
+              "labels must be [B, H, W] matching the logits");
+  TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64");
+  TORCH_CHECK(params.size() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
+  if (flags & FLAG_REGIONS) {
+    TORCH_CHECK(state.scalar_type() == at::kByte && state.sizes() == labels.sizes(),
+                "region_state must be uint8 [B, H, W]");
+  }
+}
+
+at::Tensor pixel_layout(const at::Tensor& logits) {
+  // NCHW-contiguous or channels_last both flatten H*W with one pixel stride; anything else is copied.
+  if (logits.is_contiguous() || logits.is_contiguous(at::MemoryFormat::ChannelsLast)) return logits;
+  return logits.contiguous();
+}
+
+std::tuple<at::Tensor, at::Tensor> weighted_ce_forward_cpu(const at::Tensor& logits_in, const at::Tensor& labels_in,
+                                                           at::Tensor& region_state, at::ArrayRef<double> params_d,
+                                                           int64_t flags, int64_t ignore_index, bool per_pixel) {
+  check_inputs(logits_in, labels_in, region_state, flags, params_d);
+  const at::Tensor logits = pixel_layout(logits_in);
+  const at::Tensor labels = labels_in.contiguous();
+  TORCH_CHECK(!(flags & FLAG_REGIONS) || region_state.is_contiguous(), "region_state must be contiguous");
+  const Geometry g = geometry(logits);
+  float params[NUM_PARAMS];
+  for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
+  at::Tensor loss = per_pixel ? at::empty({g.B, logits.size(2), logits.size(3)}, logits.options().dtype(at::kFloat))
+                              : at::empty({0}, logits.options().dtype(at::kFloat));
+  at::Tensor partial = at::zeros({g.B, g.nblk, NUM_STATS}, logits.options().dtype(at::kDouble));
+  const int64_t* lab = labels.data_ptr<int64_t>();
+  uint8_t* st = (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr;
+  float* loss_ptr = per_pixel ? loss.data_ptr<float>() : nullptr;
+  double* part = partial.data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_forward_cpu", [&] {
+    const scalar_t* z = logits.data_ptr<scalar_t>();
+    at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
+      BlockReductions r(g.C, g.P);
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
+        reduce_block(z + b * g.sb, lab + b * g.HW, g, p0, n, flags, ignore_index, r);
+        double acc[NUM_STATS] = {0, 0, 0, 0, 0, 0};
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t i = b * g.HW + p0 + j;
+          const bool valid = r.y[j] >= 0;
+          const uint8_t s = st ? st[i] : REGION_TRUE;
+          const PixelTerms t = pixel_terms(pixel(r, j), valid, r.y[j], s, static_cast<int>(g.C), flags, params);
+          if (st) st[i] = t.state;
+          if (loss_ptr) loss_ptr[i] = t.loss;
+          acc[STAT_LOSS] += t.loss;
+          acc[STAT_VALID] += valid;
+          acc[STAT_CORRECT] += t.correct;
+          if (st && valid) acc[STAT_TRUE + t.state] += 1;
+        }
+        double* out = part + task * NUM_STATS;
+        for (int k = 0; k < NUM_STATS; ++k) out[k] = acc[k];
+      }
+    });
+  });
+  return {loss, partial.sum(1)};  // [B, NUM_STATS]: a fixed-order sum over blocks
+}
+
+at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::Tensor& logits_in,
+                                    const at::Tensor& labels_in, const at::Tensor& region_state,
+                                    at::ArrayRef<double> params_d, int64_t flags, int64_t ignore_index) {
+  check_inputs(logits_in, labels_in, region_state, flags, params_d);
+  const at::Tensor logits = pixel_layout(logits_in);
+  const at::Tensor labels = labels_in.contiguous();
+  const at::Tensor state = (flags & FLAG_REGIONS) ? region_state.contiguous() : region_state;
+  const at::Tensor grad_scale = grad_scale_in.to(at::kFloat).contiguous();
+  const bool scalar_scale = grad_scale.numel() == 1;
+  TORCH_CHECK(scalar_scale || grad_scale.sizes() == labels.sizes(), "grad_scale must be a scalar or [B, H, W]");
+  const Geometry g = geometry(logits);
+  flags &= ~FLAG_UPDATE_STATE;  // the forward already updated the state
+  float params[NUM_PARAMS];
+  for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
+  at::Tensor grad = at::empty_like(logits);  // same memory format as the logits
+  const int64_t* lab = labels.data_ptr<int64_t>();
+  const uint8_t* st = (flags & FLAG_REGIONS) ? state.data_ptr<uint8_t>() : nullptr;
+  const float* gs = grad_scale.data_ptr<float>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_backward_cpu", [&] {
+    const scalar_t* z = logits.data_ptr<scalar_t>();
+    scalar_t* out = grad.data_ptr<scalar_t>();
+    at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
+      BlockReductions r(g.C, g.P);
+      std::vector<float> alpha(g.P), beta(g.P), gy(g.P), ga(g.P), gb(g.P), invS(g.P);
+      std::vector<int32_t> ia(g.P), ib(g.P);
+      std::vector<float> gbuf(g.sp == 1 ? 0 : g.C * g.P);
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
+        reduce_block(z + b * g.sb, lab + b * g.HW, g, p0, n, flags, ignore_index, r);
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t i = b * g.HW + p0 + j;
+          const bool valid = r.y[j] >= 0;
+          const uint8_t s = st ? st[i] : REGION_TRUE;
+          const PixelTerms t = pixel_terms(pixel(r, j), valid, r.y[j], s, static_cast<int>(g.C), flags, params);
+          const float k = scalar_scale ? gs[0] : gs[i];
+          invS[j] = valid ? k / r.S[j] : 0.f;  // scale * p_c = invS * e_c
+          alpha[j] = t.alpha;
+          beta[j] = t.beta;
+          gy[j] = k * t.g_y;
+          ga[j] = k * t.g_a;
+          gb[j] = k * t.g_b;
+          ia[j] = r.a[j];
+          ib[j] = t.b;
+        }
+        for (int64_t c = 0; c < g.C; ++c) {
+          const float* row = r.buf.data() + c * g.P;
+          const float* erow = r.e.data() + c * g.P;
+          const int32_t cc = static_cast<int32_t>(c);
+          float* dst_f = g.sp == 1 ? nullptr : gbuf.data() + c * g.P;
+          scalar_t* dst = g.sp == 1 ? out + b * g.sb + c * g.sc + p0 : nullptr;
+          for (int64_t j = 0; j < n; ++j) {
+            float v = invS[j] * erow[j] * (alpha[j] + beta[j] * (row[j] - r.m[j]));
+            v += (r.y[j] == cc ? gy[j] : 0.f) + (ia[j] == cc ? ga[j] : 0.f) + (ib[j] == cc ? gb[j] : 0.f);
+            if (dst) dst[j] = static_cast<scalar_t>(v);
+            else dst_f[j] = v;
+          }
+        }
+        if (g.sp != 1) {  // channels_last: write each pixel's C gradients contiguously
+          for (int64_t j = 0; j < n; ++j) {
+            scalar_t* dst = out + b * g.sb + (p0 + j) * g.sp;
+            for (int64_t c = 0; c < g.C; ++c) dst[c * g.sc] = static_cast<scalar_t>(gbuf[c * g.P + j]);
+          }
+        }
+      }
+    });
+  });
+  return grad;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastsegadv, CPU, m) {
+  m.impl("weighted_ce_forward", &weighted_ce_forward_cpu);
+  m.impl("weighted_ce_backward", &weighted_ce_backward_cpu);
+}
+
+}  // namespace fastsegadv

@@ -1,0 +1,25 @@
+// Schemas of fastsegadv's torch ops (kernels: cpu/*.cpp, cuda/*.cu; fake tensors: fastsegadv/_ops.py).
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// An importable module so `import fastsegadv._C` loads the library and runs the registrations below.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(fastsegadv, m) {
+  // Fused weighted cross-entropy, forward: per-pixel loss [B,H,W] fp32 (if per_pixel, else empty) and
+  // per-image statistics [B, 6] fp64 (loss sum, valid, correct, true, boundary, false). Updates the
+  // RP-PGD region state in place (FLAG_UPDATE_STATE).
+  m.def(
+      "weighted_ce_forward(Tensor logits, Tensor labels, Tensor(a!) region_state, float[] params, int flags, "
+      "int ignore_index, bool per_pixel) -> (Tensor, Tensor)");
+  // Backward: dL/dlogits (logits' dtype and memory format) for an upstream scale that is a scalar
+  // (mean: g/N_v, sum: g) or per pixel [B,H,W] (reduction none). Recomputes from the logits.
+  m.def(
+      "weighted_ce_backward(Tensor grad_scale, Tensor logits, Tensor labels, Tensor region_state, float[] params, "
+      "int flags, int ignore_index) -> Tensor");
+}

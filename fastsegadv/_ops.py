@@ -1,0 +1,35 @@
+"""Loads the compiled ops (``fastsegadv._C``, built by setup.py) once, and registers their fake
+(meta) implementations so ``torch.compile`` and ``torch.library.opcheck`` can trace them."""
+from __future__ import annotations
+
+import torch
+
+try:
+    from . import _C  # noqa: F401  (registers torch.ops.fastsegadv.*)
+
+    CPP_AVAILABLE = True
+    CPP_IMPORT_ERROR: Exception | None = None
+except ImportError as e:  # pure-Python install (FASTSEGADV_NO_EXTENSIONS=1) or build failure
+    CPP_AVAILABLE = False
+    CPP_IMPORT_ERROR = e
+
+NUM_STATS = 6  # loss sum, valid, correct, true, boundary, false (csrc/weighting.h)
+
+
+def cpp_has_device(device_type: str) -> bool:
+    if not CPP_AVAILABLE:
+        return False
+    return torch._C._dispatch_has_kernel_for_dispatch_key("fastsegadv::weighted_ce_forward", {"cpu": "CPU", "cuda": "CUDA"}[device_type]) if device_type in ("cpu", "cuda") else False
+
+
+if CPP_AVAILABLE:
+
+    @torch.library.register_fake("fastsegadv::weighted_ce_forward")
+    def _weighted_ce_forward_fake(logits, labels, region_state, params, flags, ignore_index, per_pixel):
+        b, _, h, w = logits.shape
+        loss = logits.new_empty((b, h, w) if per_pixel else (0,), dtype=torch.float32)
+        return loss, logits.new_empty((b, NUM_STATS), dtype=torch.float64)
+
+    @torch.library.register_fake("fastsegadv::weighted_ce_backward")
+    def _weighted_ce_backward_fake(grad_scale, logits, labels, region_state, params, flags, ignore_index):
+        return torch.empty_like(logits)
