@@ -72,8 +72,8 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            total += float(loss.detach())
+            bar.set_postfix(loss=f"{total / (s + 1):.3f}")
         miou = evaluate_clean(model, test_x, test_y)
         history.append({"epoch": epoch + 1, "loss": total / steps_per_epoch, "test_miou": miou})
         if progress:
