@@ -1,0 +1,291 @@
+"""Triton kernels of the fused weighted cross-entropy (fastsegadv.fused; formulas: csrc/weighting.h).
+
+Layout (KERNELS.md): a program covers one image and BLOCK_P consecutive pixels; the classes are read
+in chunks of C_CHUNK at stride ``stride_c`` (H*W for NCHW, 1 for channels_last), so every reduction
+(max/argmax, second max, min, sum exp, sum exp*z, sum exp^2, sum sigmoid^2, z_y) runs along axis 0 of
+a ``[C_CHUNK, BLOCK_P]`` register tile in fp32. The weight flags are constexpr: each mode compiles to
+its own kernel. Statistics are written per program and summed in a fixed order on the host side
+(no atomics). Runs on CPU tensors under ``TRITON_INTERPRET=1`` (set before importing triton).
+
+This module imports only torch and triton.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+# csrc/weighting.h
+SEGPGD, REGIONS, UPDATE_STATE = 1 << 0, 1 << 1, 1 << 2
+COS_SOFTMAX, COS_SIGMOID, COS_TARGETED = 1 << 3, 1 << 4, 1 << 5
+UNC_MARGIN, UNC_MAXMIN, UNC_MEANMARGIN, UNC_ENTROPY, UNC_DETACH = 1 << 6, 1 << 7, 1 << 8, 1 << 9, 1 << 10
+ZERO_OUT = 1 << 11
+NUM_STATS = 6
+
+
+@triton.jit
+def _reductions(z_base, y, valid, offs_p, pmask, C, stride_c, stride_p,
+                FLAGS: tl.constexpr, C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
+    """Class reductions of a [C, BLOCK_P] tile: max m, argmax a, second max m2/b2, min mn/bn, S, Sz, S2,
+    Q2, z_y (all fp32 [BLOCK_P])."""
+    m = tl.full([BLOCK_P], float("-inf"), tl.float32)
+    a = tl.zeros([BLOCK_P], tl.int32)
+    for ci in range(NUM_CHUNKS):
+        offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
+        mask = (offs_c[:, None] < C) & pmask[None, :]
+        x = tl.load(z_base + offs_c[:, None] * stride_c + offs_p[None, :] * stride_p, mask=mask,
+                    other=float("-inf")).to(tl.float32)
+        cm = tl.max(x, axis=0)
+        ca = tl.argmax(x, axis=0).to(tl.int32) + ci * C_CHUNK
+        upd = cm > m
+        a = tl.where(upd, ca, a)
+        m = tl.where(upd, cm, m)
+    m = tl.where(pmask, m, 0.0)  # out-of-range pixels: keep the arithmetic finite
+    m2 = tl.full([BLOCK_P], float("-inf"), tl.float32)
+    b2 = tl.where(a == 0, 1, 0).to(tl.int32)
+    mn = tl.full([BLOCK_P], float("inf"), tl.float32)
+    bn = tl.zeros([BLOCK_P], tl.int32)
+    S = tl.zeros([BLOCK_P], tl.float32)
+    Sz = tl.zeros([BLOCK_P], tl.float32)
+    S2 = tl.zeros([BLOCK_P], tl.float32)
+    Q2 = tl.zeros([BLOCK_P], tl.float32)
+    zy = tl.zeros([BLOCK_P], tl.float32)
+    for ci in range(NUM_CHUNKS):
+        offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
+        cmask = offs_c[:, None] < C
+        mask = cmask & pmask[None, :]
+        x = tl.load(z_base + offs_c[:, None] * stride_c + offs_p[None, :] * stride_p, mask=mask,
+                    other=0.0).to(tl.float32)
+        d = tl.where(mask, x - m[None, :], 0.0)
+        e = tl.where(mask, tl.exp(d), 0.0)
+        S += tl.sum(e, axis=0)
+        zy += tl.sum(tl.where(offs_c[:, None] == y[None, :], x, 0.0), axis=0)
+        if FLAGS & UNC_ENTROPY:
+            Sz += tl.sum(e * d, axis=0)
+        if FLAGS & COS_SOFTMAX:
+            S2 += tl.sum(e * e, axis=0)
+        if FLAGS & COS_SIGMOID:
+            s = tl.where(mask, tl.sigmoid(x), 0.0)
+            Q2 += tl.sum(s * s, axis=0)
+        if FLAGS & UNC_MARGIN:
+            xo = tl.where(mask & (offs_c[:, None] != a[None, :]), x, float("-inf"))
+            cm = tl.max(xo, axis=0)
+            ca = tl.argmax(xo, axis=0).to(tl.int32) + ci * C_CHUNK
+            upd = cm > m2
+            b2 = tl.where(upd, ca, b2)
+            m2 = tl.where(upd, cm, m2)
+        if FLAGS & UNC_MAXMIN:
+            xm = tl.where(mask, x, float("inf"))
+            cm = tl.min(xm, axis=0)
+            ca = tl.argmin(xm, axis=0).to(tl.int32) + ci * C_CHUNK
+            upd = cm < mn
+            bn = tl.where(upd, ca, bn)
+            mn = tl.where(upd, cm, mn)
+    return m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy
+
+
+@triton.jit
+def _pixel_terms(m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
+                 w_correct, w_wrong, lam_t, lam_b, lam_f, tau, FLAGS: tl.constexpr):
+    """Loss w*CE and gradient coefficients (alpha, beta, g_y, g_a, g_b, index b) per pixel; new state."""
+    S_safe = tl.where(valid, S, 1.0)
+    logS = tl.log(S_safe)
+    ce = (m + logS) - zy
+    p1 = 1.0 / S_safe
+    correct = valid & (a == y)
+    w = tl.full(m.shape, 1.0, tl.float32)
+    if FLAGS & SEGPGD:
+        w = w * tl.where(correct, w_correct, w_wrong)
+    new_state = state
+    if FLAGS & REGIONS:
+        if FLAGS & UPDATE_STATE:
+            new_state = tl.where((state == 0) & (~correct), 1, state).to(tl.uint8)
+        w = w * tl.where(new_state == 0, lam_t, tl.where(new_state == 1, lam_b, lam_f))
+    if FLAGS & COS_SOFTMAX:
+        cosv = tl.exp(zy - m) / tl.maximum(tl.sqrt(S2), 1e-30)
+        if FLAGS & COS_TARGETED:
+            cosv = 1.0 - cosv
+        w = w * cosv
+    if FLAGS & COS_SIGMOID:
+        cosv = tl.sigmoid(zy) / tl.maximum(tl.sqrt(Q2), 1e-12)
+        if FLAGS & COS_TARGETED:
+            cosv = 1.0 - cosv
+        w = w * cosv
+    if FLAGS & ZERO_OUT:
+        w = tl.where((~correct) & (p1 >= tau), 0.0, w)
+    dA = tl.zeros(m.shape, tl.float32)
+    dB = tl.zeros(m.shape, tl.float32)
+    dGa = tl.zeros(m.shape, tl.float32)
+    dGb = tl.zeros(m.shape, tl.float32)
+    b = tl.full(m.shape, -1, tl.int32)
+    if FLAGS & UNC_ENTROPY:
+        H = logS - Sz / S_safe
+        inv_log_c = 1.0 / tl.log(C.to(tl.float32))
+        w = w * tl.exp(H * inv_log_c)
+        dA = -(H - logS) * inv_log_c
+        dB = dB - inv_log_c
+    if FLAGS & UNC_MARGIN:
+        p2 = tl.exp(m2 - m) * p1
+        w = w * tl.exp(1.0 - (p1 - p2))
+        dA = p1 - p2
+        dGa = -p1
+        dGb = p2
+        b = b2
+    if FLAGS & UNC_MAXMIN:
+        p2 = tl.exp(mn - m) * p1
+        w = w * tl.exp(1.0 - (p1 - p2))
+        dA = p1 - p2
+        dGa = -p1
+        dGb = p2
+        b = bn
+    if FLAGS & UNC_MEANMARGIN:
+        cf = C.to(tl.float32)
+        k = cf / (cf - 1.0)
+        w = w * tl.exp(1.0 - (cf * p1 - 1.0) / (cf - 1.0))
+        dA = k * p1
+        dGa = -k * p1
+    w = tl.where(valid, w, 0.0)
+    ce = tl.where(valid, ce, 0.0)
+    loss = w * ce
+    alpha = w
+    beta = tl.zeros(m.shape, tl.float32)
+    g_a = tl.zeros(m.shape, tl.float32)
+    g_b = tl.zeros(m.shape, tl.float32)
+    if FLAGS & (UNC_ENTROPY | UNC_MARGIN | UNC_MAXMIN | UNC_MEANMARGIN):
+        if not (FLAGS & UNC_DETACH):
+            k2 = w * ce
+            alpha = alpha + k2 * dA
+            beta = k2 * dB
+            g_a = k2 * dGa
+            g_b = k2 * dGb
+    return loss, alpha, beta, -w, g_a, g_b, b, correct, new_state
+
+
+@triton.jit
+def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
+                w_correct, w_wrong, lam_t, lam_b, lam_f, tau,
+                C, HW, nblk, stride_b, stride_c, stride_p, ignore_index,
+                FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
+                C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
+    pid = tl.program_id(0)
+    b = pid // nblk
+    offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = offs_p < HW
+    lab = tl.load(y_ptr + b * HW + offs_p, mask=pmask, other=ignore_index)
+    valid = pmask & (lab != ignore_index)
+    y = tl.where(valid, lab, -1).to(tl.int32)
+    m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = _reductions(
+        z_ptr + b * stride_b, y, valid, offs_p, pmask, C, stride_c, stride_p, FLAGS, C_CHUNK, BLOCK_P, NUM_CHUNKS)
+    if FLAGS & REGIONS:
+        state = tl.load(state_ptr + b * HW + offs_p, mask=pmask, other=0)
+    else:
+        state = tl.zeros([BLOCK_P], tl.uint8)
+    loss, alpha, beta, g_y, g_a, g_b, bidx, correct, new_state = _pixel_terms(
+        m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
+        w_correct, w_wrong, lam_t, lam_b, lam_f, tau, FLAGS)
+    if FLAGS & REGIONS:
+        if FLAGS & UPDATE_STATE:
+            tl.store(state_ptr + b * HW + offs_p, new_state, mask=pmask)
+    if WRITE_LOSS:
+        tl.store(loss_ptr + b * HW + offs_p, loss, mask=pmask)
+    out = partial_ptr + pid * 6
+    tl.store(out + 0, tl.sum(loss, axis=0))
+    tl.store(out + 1, tl.sum(valid.to(tl.float32), axis=0))
+    tl.store(out + 2, tl.sum(correct.to(tl.float32), axis=0))
+    if FLAGS & REGIONS:
+        tl.store(out + 3, tl.sum((valid & (new_state == 0)).to(tl.float32), axis=0))
+        tl.store(out + 4, tl.sum((valid & (new_state == 1)).to(tl.float32), axis=0))
+        tl.store(out + 5, tl.sum((valid & (new_state == 2)).to(tl.float32), axis=0))
+    else:
+        tl.store(out + 3, 0.0)
+        tl.store(out + 4, 0.0)
+        tl.store(out + 5, 0.0)
+
+
+@triton.jit
+def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
+                w_correct, w_wrong, lam_t, lam_b, lam_f, tau,
+                C, HW, nblk, stride_b, stride_c, stride_p, ignore_index,
+                FLAGS: tl.constexpr, PER_PIXEL_SCALE: tl.constexpr,
+                C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
+    pid = tl.program_id(0)
+    b = pid // nblk
+    offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = offs_p < HW
+    lab = tl.load(y_ptr + b * HW + offs_p, mask=pmask, other=ignore_index)
+    valid = pmask & (lab != ignore_index)
+    y = tl.where(valid, lab, -1).to(tl.int32)
+    z_base = z_ptr + b * stride_b
+    m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = _reductions(
+        z_base, y, valid, offs_p, pmask, C, stride_c, stride_p, FLAGS, C_CHUNK, BLOCK_P, NUM_CHUNKS)
+    if FLAGS & REGIONS:
+        state = tl.load(state_ptr + b * HW + offs_p, mask=pmask, other=0)
+    else:
+        state = tl.zeros([BLOCK_P], tl.uint8)
+    loss, alpha, beta, g_y, g_a, g_b, bidx, correct, new_state = _pixel_terms(
+        m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
+        w_correct, w_wrong, lam_t, lam_b, lam_f, tau, FLAGS & ~UPDATE_STATE)
+    if PER_PIXEL_SCALE:
+        k = tl.load(scale_ptr + b * HW + offs_p, mask=pmask, other=0.0).to(tl.float32)
+    else:
+        k = tl.load(scale_ptr).to(tl.float32)
+    k = tl.where(valid, k, 0.0)
+    inv_s = k / tl.where(valid, S, 1.0)
+    g_y = k * g_y
+    g_a = k * g_a
+    g_b = k * g_b
+    g_base = grad_ptr + b * stride_b
+    for ci in range(NUM_CHUNKS):
+        offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
+        mask = (offs_c[:, None] < C) & pmask[None, :]
+        ptrs = offs_c[:, None] * stride_c + offs_p[None, :] * stride_p
+        x = tl.load(z_base + ptrs, mask=mask, other=0.0).to(tl.float32)
+        d = x - m[None, :]
+        e = tl.where(mask, tl.exp(d), 0.0)
+        g = inv_s[None, :] * e * (alpha[None, :] + beta[None, :] * d)
+        cc = offs_c[:, None]
+        g += tl.where(cc == y[None, :], g_y[None, :], 0.0)
+        g += tl.where(cc == a[None, :], g_a[None, :], 0.0)
+        g += tl.where(cc == bidx[None, :], g_b[None, :], 0.0)
+        tl.store(g_base + ptrs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+
+
+def _geometry(logits: torch.Tensor):
+    if not (logits.is_contiguous() or logits.is_contiguous(memory_format=torch.channels_last)):
+        logits = logits.contiguous()
+    b, c, h, w = logits.shape
+    c_chunk = min(triton.next_power_of_2(c), 64)
+    block_p = max(16, min(256, 4096 // c_chunk))
+    nblk = triton.cdiv(h * w, block_p)
+    return logits, b, c, h * w, c_chunk, block_p, nblk, triton.cdiv(c, c_chunk)
+
+
+def weighted_ce_forward(logits, labels, region_state, params, flags, ignore_index, per_pixel):
+    """Same contract as ``torch.ops.fastsegadv.weighted_ce_forward`` (csrc/ops.cpp)."""
+    logits, b, c, hw, c_chunk, block_p, nblk, n_chunks = _geometry(logits)
+    labels = labels.contiguous()
+    loss = torch.empty((b, hw) if per_pixel else (1,), dtype=torch.float32, device=logits.device)
+    partial = torch.empty((b * nblk, NUM_STATS), dtype=torch.float32, device=logits.device)
+    state = region_state if flags & REGIONS else labels  # a placeholder pointer when unused
+    _fwd_kernel[(b * nblk,)](
+        logits, labels, state, loss, partial, *[float(p) for p in params],
+        c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
+        FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
+    stats = partial.view(b, nblk, NUM_STATS).double().sum(1)
+    loss = loss.view(b, logits.shape[2], logits.shape[3]) if per_pixel else loss.new_empty((0,))
+    return loss, stats
+
+
+def weighted_ce_backward(grad_scale, logits, labels, region_state, params, flags, ignore_index):
+    """Same contract as ``torch.ops.fastsegadv.weighted_ce_backward`` (csrc/ops.cpp)."""
+    logits, b, c, hw, c_chunk, block_p, nblk, n_chunks = _geometry(logits)
+    labels = labels.contiguous()
+    grad = torch.empty_like(logits)
+    scale = grad_scale.float().contiguous()
+    state = region_state if flags & REGIONS else labels
+    _bwd_kernel[(b * nblk,)](
+        logits, labels, state, scale, grad, *[float(p) for p in params],
+        c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
+        FLAGS=flags & ~UPDATE_STATE, PER_PIXEL_SCALE=scale.numel() != 1,
+        C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
+    return grad
