@@ -16,10 +16,16 @@ except ImportError as e:  # pure-Python install (FASTSEGADV_NO_EXTENSIONS=1) or 
 NUM_STATS = 6  # loss sum, valid, correct, true, boundary, false (csrc/weighting.h)
 
 
+def _has_kernel(key: str) -> bool:
+    return CPP_AVAILABLE and torch._C._dispatch_has_kernel_for_dispatch_key("fastsegadv::weighted_ce_forward", key)
+
+
+# looked up once at import (a plain dict, so torch.compile traces the backend choice)
+CPP_DEVICES = {"cpu": _has_kernel("CPU"), "cuda": _has_kernel("CUDA")}
+
+
 def cpp_has_device(device_type: str) -> bool:
-    if not CPP_AVAILABLE:
-        return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key("fastsegadv::weighted_ce_forward", {"cpu": "CPU", "cuda": "CUDA"}[device_type]) if device_type in ("cpu", "cuda") else False
+    return CPP_DEVICES.get(device_type, False)
 
 
 if CPP_AVAILABLE:

@@ -99,7 +99,7 @@ def _pixel_terms(m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
     new_state = state
     if FLAGS & REGIONS:
         if FLAGS & UPDATE_STATE:
-            new_state = tl.where((state == 0) & (~correct), 1, state).to(tl.uint8)
+            new_state = tl.where((state == 0) & (~correct) & valid, 1, state).to(tl.uint8)
         w = w * tl.where(new_state == 0, lam_t, tl.where(new_state == 1, lam_b, lam_f))
     if FLAGS & COS_SOFTMAX:
         cosv = tl.exp(zy - m) / tl.maximum(tl.sqrt(S2), 1e-30)

@@ -1,3 +1,8 @@
+import os
+
+# Triton kernels run on CPU tensors in the interpreter; it must be set before a @triton.jit kernel is defined.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import pytest
 import torch
 

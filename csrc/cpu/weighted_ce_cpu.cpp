@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "../weighting.h"
@@ -82,7 +83,7 @@ void reduce_block(const scalar_t* z, const int64_t* labels, const Geometry& g, i
     float* m2 = r.m2.data();
     int32_t* b2 = r.b2.data();
     for (int64_t j = 0; j < n; ++j) {
-      m2[j] = -INFINITY;
+      m2[j] = -std::numeric_limits<float>::max();
       b2[j] = a[j] == 0 ? 1 : 0;
     }
     for (int64_t c = 0; c < C; ++c) {
@@ -259,7 +260,7 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
       BlockReductions r(g.C, g.P);
       std::vector<float> alpha(g.P), beta(g.P), gy(g.P), ga(g.P), gb(g.P), invS(g.P);
       std::vector<int32_t> ia(g.P), ib(g.P);
-      std::vector<float> gbuf(g.sp == 1 ? 0 : g.C * g.P);
+      std::vector<float> gbuf(g.C * g.P);
       for (int64_t task = begin; task < end; ++task) {
         const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
         reduce_block(z + b * g.sb, lab + b * g.HW, g, p0, n, flags, ignore_index, r);
@@ -278,17 +279,22 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
           ia[j] = r.a[j];
           ib[j] = t.b;
         }
+        const float *m = r.m.data(), *ea = invS.data(), *al = alpha.data(), *be = beta.data();
+        const float *vy = gy.data(), *va = ga.data(), *vb = gb.data();
+        const int32_t *iy = r.y.data(), *iaa = ia.data(), *ibb = ib.data();
         for (int64_t c = 0; c < g.C; ++c) {
           const float* row = r.buf.data() + c * g.P;
           const float* erow = r.e.data() + c * g.P;
+          float* gv = gbuf.data() + c * g.P;  // gradient of this class for the block, fp32
           const int32_t cc = static_cast<int32_t>(c);
-          float* dst_f = g.sp == 1 ? nullptr : gbuf.data() + c * g.P;
-          scalar_t* dst = g.sp == 1 ? out + b * g.sb + c * g.sc + p0 : nullptr;
+          // unconditional loads and 0/1 products (no selects around loads): the loop vectorises
           for (int64_t j = 0; j < n; ++j) {
-            float v = invS[j] * erow[j] * (alpha[j] + beta[j] * (row[j] - r.m[j]));
-            v += (r.y[j] == cc ? gy[j] : 0.f) + (ia[j] == cc ? ga[j] : 0.f) + (ib[j] == cc ? gb[j] : 0.f);
-            if (dst) dst[j] = static_cast<scalar_t>(v);
-            else dst_f[j] = v;
+            gv[j] = ea[j] * erow[j] * (al[j] + be[j] * (row[j] - m[j])) + vy[j] * static_cast<float>(iy[j] == cc) +
+                    va[j] * static_cast<float>(iaa[j] == cc) + vb[j] * static_cast<float>(ibb[j] == cc);
+          }
+          if (g.sp == 1) {
+            scalar_t* dst = out + b * g.sb + c * g.sc + p0;
+            for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<scalar_t>(gv[j]);
           }
         }
         if (g.sp != 1) {  // channels_last: write each pixel's C gradients contiguously

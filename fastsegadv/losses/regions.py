@@ -24,9 +24,13 @@ def init_region_state(clean_prediction: torch.Tensor, labels: torch.Tensor, *, i
     return torch.where(correct, TRUE, FALSE).to(torch.uint8)
 
 
-def update_region_state(state: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
-    """In place: T -> B where the current prediction is wrong (003 Definition 2). Returns ``state``."""
-    state.masked_fill_((state == TRUE) & ~correct, BOUNDARY)
+def update_region_state(state: torch.Tensor, correct: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """In place: T -> B where the current prediction is wrong (003 Definition 2); ignored pixels (not
+    ``valid``) keep their state. Returns ``state``."""
+    flip = (state == TRUE) & ~correct
+    if valid is not None:
+        flip &= valid
+    state.masked_fill_(flip, BOUNDARY)
     return state
 
 

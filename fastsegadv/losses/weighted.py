@@ -141,7 +141,7 @@ def weighted_ce_per_pixel(
         w = times(segpgd_weight(correct, lam))
     if weighting.regions:
         if update_region_state:
-            update_region_state_(region_state, correct)
+            update_region_state_(region_state, correct, valid)
         w = times(region_weight(region_state, step, steps))
     if weighting.cospgd is not None:
         w = times(cospgd_weight(z, safe, activation=weighting.cospgd, targeted=weighting.cospgd_targeted))
