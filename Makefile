@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench cuda-check
 setup:
 	bash scripts/setup_env.sh
 
@@ -11,7 +11,10 @@ demo: setup
 	$(PYTHON) -m fastsegadv demo
 
 test: setup
-	$(PYTHON) -m pytest -q tests
+	TRITON_INTERPRET=1 $(PYTHON) -m pytest -q tests
+
+cuda-check: setup
+	bash scripts/compile_cuda.sh
 
 bench: setup
-	$(PYTHON) -m pytest -q benchmarks --benchmark-only
+	$(PYTHON) benchmarks/run_benchmarks.py

@@ -29,7 +29,7 @@ def extensions():
     if with_cuda and os.environ.get("FASTSEGADV_NO_CUDA") != "1":
         ext = CUDAExtension(
             "fastsegadv._C", sources + sorted(glob.glob("csrc/cuda/*.cu")),
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--use_fast_math", "-std=c++17"]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--use_fast_math", "-std=c++20"]},
             extra_link_args=["-fopenmp"],
         )
     else:

@@ -1,0 +1,132 @@
+"""Run the benchmark suites once and write the results: JSON (raw + summary), a Markdown table of
+ratios measured side by side, and a plot.
+
+    python benchmarks/run_benchmarks.py [-k EXPR] [--out benchmarks/results]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} ({torch.get_num_threads()} threads)"
+
+
+def summarise(raw: dict) -> list[dict]:
+    med = defaultdict(dict)
+    for b in raw["benchmarks"]:
+        info = b["extra_info"]
+        med[(info["shape"], info.get("mode", "-"))][info["provider"]] = (b["stats"]["median"], info)
+    rows = []
+    for (shape, mode), prov in med.items():
+        if mode == "-" or "clone" in prov:
+            continue
+        clone = med.get((shape, "-"), {}).get("clone", (None, None))[0]
+        for name, (t, info) in prov.items():
+            row = {"shape": shape, "mode": mode, "provider": name, "median_ms": 1e3 * t}
+            if "bytes" in info:
+                row["GB/s"] = info["bytes"] / t / 1e9
+            if clone:
+                row["x_clone"] = t / clone
+            for other in ("reference", "compiled"):
+                if other in prov and other != name:
+                    row[f"speedup_vs_{other}"] = prov[other][0] / t
+            if "peak_bytes" in info:
+                row["peak_MiB"] = info["peak_bytes"] / 2**20
+            rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    cols = ["shape", "mode", "provider", "median_ms", "GB/s", "x_clone", "speedup_vs_reference",
+            "speedup_vs_compiled", "peak_MiB"]
+    cols = [c for c in cols if any(c in r for r in rows)]
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in sorted(rows, key=lambda r: (r["shape"], r["mode"], r["provider"])):
+        cells = [(f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, ""))) for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shapes = sorted({r["shape"] for r in rows if "x_clone" in r})
+    fig, axes = plt.subplots(1, len(shapes), figsize=(5 * len(shapes), 4), squeeze=False)
+    for ax, shape in zip(axes[0], shapes):
+        sub = [r for r in rows if r["shape"] == shape and "x_clone" in r]
+        modes = sorted({r["mode"] for r in sub})
+        provs = sorted({r["provider"] for r in sub})
+        width = 0.8 / len(provs)
+        for i, p in enumerate(provs):
+            vals = [next((r["x_clone"] for r in sub if r["mode"] == m and r["provider"] == p), 0) for m in modes]
+            ax.bar([k + i * width for k in range(len(modes))], vals, width, label=p)
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.axhline(2.0, color="r", lw=0.8, ls=":")
+        ax.set_xticks([k + 0.4 - width / 2 for k in range(len(modes))], modes, rotation=30)
+        ax.set_yscale("log")
+        ax.set_title(shape)
+        ax.set_ylabel("forward+backward time / clone()")
+    axes[0][0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("-k", default=None, help="pytest -k expression to select benchmarks")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    args = ap.parse_args()
+    dev = device_name()
+    slug = "".join(ch if ch.isalnum() else "_" for ch in dev).strip("_")[:60]
+    out = args.out / slug
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_path = Path(tmp) / "raw.json"
+        cmd = [sys.executable, "-m", "pytest", "-q", str(HERE), "--benchmark-only", f"--benchmark-json={raw_path}",
+               "-p", "no:cacheprovider"]
+        if args.k:
+            cmd += ["-k", args.k]
+        rc = subprocess.call(cmd)
+        raw = json.loads(raw_path.read_text())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    meta = {"device": dev, "torch": torch.__version__, "python": platform.python_version(), "commit": commit}
+    rows = summarise(raw)
+    (out / "raw.json").write_text(json.dumps(raw, indent=1))
+    (out / "summary.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    title = f"{dev}, torch {meta['torch']}, commit {commit}"
+    (out / "summary.md").write_text(markdown(rows, f"# Benchmarks: {title}"))
+    if rows:
+        plot([r for r in rows if "x_clone" in r], out / "fused_loss.png", title)
+    print(markdown(rows, f"# Benchmarks: {title}"))
+    print(f"wrote {out}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

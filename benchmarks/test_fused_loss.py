@@ -1,0 +1,112 @@
+"""Fused weighted CE, forward + backward, every mode x provider x shape, side by side in one run with a
+clone() of the logits (the bandwidth floor: read + write of the logits' bytes).
+
+    python benchmarks/run_benchmarks.py          # runs this, writes JSON + Markdown + plot
+    pytest benchmarks --benchmark-only -k fused  # the raw pytest-benchmark table
+
+Providers: ``reference`` (eager), ``compiled`` (torch.compile of the reference, only at the largest CPU
+shape: compiling every case would take longer than the rest), ``cpp``, ``triton`` (GPU only).
+"""
+import pytest
+import torch
+
+from fastsegadv import backend
+from fastsegadv import losses as L
+from fastsegadv.losses.weighted import weighted_cross_entropy_reference
+
+CUDA = torch.cuda.is_available()
+DEVICE = torch.device("cuda" if CUDA else "cpu")
+SHAPES = [(4, 21, 128, 128), (2, 21, 256, 256), (1, 19, 512, 1024)]
+if CUDA:
+    SHAPES += [(8, 19, 512, 1024), (8, 150, 512, 512)]
+MODES = {
+    "ce": L.Weighting(),
+    "segpgd": L.Weighting(segpgd="linear"),
+    "regions": L.Weighting(regions=True),
+    "cospgd": L.Weighting(cospgd="softmax"),
+    "entropy": L.Weighting(uncertainty="entropy"),
+    "zero_out": L.Weighting(zero_out=0.75),
+}
+PROVIDERS = ["reference", "compiled", "cpp", "triton"]
+COMPILED_SHAPE = (1, 19, 512, 1024) if not CUDA else (8, 19, 512, 1024)
+_compiled = {}
+
+
+def sync():
+    if CUDA:
+        torch.cuda.synchronize()
+
+
+def make(shape):
+    b, c, h, w = shape
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(shape, generator=g).to(DEVICE)
+    y = torch.randint(0, c, (b, h, w), generator=g)
+    y[:, : h // 8] = 255
+    state = torch.randint(0, 3, (b, h, w), generator=g).to(torch.uint8)
+    return z, y.to(DEVICE), state.to(DEVICE)
+
+
+def ident(shape):
+    return "x".join(map(str, shape))
+
+
+def record(benchmark, shape, **info):
+    nbytes = 2 * torch.Size(shape).numel() * 4  # read logits + write gradient (fp32)
+    benchmark.extra_info.update(shape=ident(shape), bytes=nbytes, **info)
+    if CUDA:
+        benchmark.extra_info["peak_bytes"] = torch.cuda.max_memory_allocated()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=ident)
+def test_clone(benchmark, shape):
+    z, _, _ = make(shape)
+    if CUDA:
+        torch.cuda.reset_peak_memory_stats()
+
+    def run():
+        out = z.clone()
+        sync()
+        return out
+
+    benchmark(run)
+    record(benchmark, shape, mode="-", provider="clone")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("shape", SHAPES, ids=ident)
+def test_fused_forward_backward(benchmark, shape, mode, provider):
+    if provider == "compiled" and (shape != COMPILED_SHAPE or mode not in ("segpgd", "regions", "cospgd", "entropy")):
+        pytest.skip("torch.compile(reference) is measured at the largest shape for the four headline modes")
+    if provider in ("cpp", "triton") and not backend.available(provider, DEVICE):
+        pytest.skip(f"{provider} not available on {DEVICE.type}")
+    if provider == "triton" and DEVICE.type == "cpu":
+        pytest.skip("the Triton interpreter is not a performance path")
+    z, y, state = make(shape)
+    z.requires_grad_(True)
+    w = MODES[mode]
+    if provider == "compiled":
+        key = (shape, mode)
+        if key not in _compiled:
+            def ref(t, s):
+                return weighted_cross_entropy_reference(t, y, weighting=w, step=2, steps=10, region_state=s,
+                                                        update_region_state=False, validate=False)
+            _compiled[key] = torch.compile(ref, dynamic=False)
+        loss_fn = lambda: _compiled[key](z, state)
+    else:
+        loss_fn = lambda: L.weighted_cross_entropy(z, y, weighting=w, step=2, steps=10, region_state=state,
+                                                   update_region_state=False, validate=False, backend=provider)
+    if CUDA:
+        torch.cuda.reset_peak_memory_stats()
+
+    def step():
+        (g,) = torch.autograd.grad(loss_fn(), z)
+        sync()
+        return g
+
+    for _ in range(2):  # warm-up: compilation, autotuning, first-touch allocations
+        step()
+    g = benchmark(step)
+    assert torch.isfinite(g).all()
+    record(benchmark, shape, mode=mode, provider=provider)
