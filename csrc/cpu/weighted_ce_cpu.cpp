@@ -51,12 +51,12 @@ template <typename scalar_t>
 void reduce_block(const scalar_t* z, const int64_t* labels, const Geometry& g, int64_t p0, int64_t n, int64_t flags,
                   int64_t ignore_index, BlockReductions& r) {
   const int64_t C = g.C, P = g.P;
-  float* buf = r.buf.data();
+  float* __restrict__ buf = r.buf.data();
   // load [C, n] as float, planar
   if (g.sp == 1) {
     for (int64_t c = 0; c < C; ++c) {
-      const scalar_t* src = z + c * g.sc + p0;
-      float* dst = buf + c * P;
+      const scalar_t* __restrict__ src = z + c * g.sc + p0;
+      float* __restrict__ dst = buf + c * P;
       for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<float>(src[j]);
     }
   } else {
@@ -65,14 +65,14 @@ void reduce_block(const scalar_t* z, const int64_t* labels, const Geometry& g, i
       for (int64_t c = 0; c < C; ++c) buf[c * P + j] = static_cast<float>(src[c * g.sc]);
     }
   }
-  float* m = r.m.data();
-  int32_t* a = r.a.data();
+  float* __restrict__ m = r.m.data();
+  int32_t* __restrict__ a = r.a.data();
   for (int64_t j = 0; j < n; ++j) {
     m[j] = buf[j];
     a[j] = 0;
   }
   for (int64_t c = 1; c < C; ++c) {
-    const float* row = buf + c * P;
+    const float* __restrict__ row = buf + c * P;
     for (int64_t j = 0; j < n; ++j) {
       const bool gt = row[j] > m[j];
       m[j] = gt ? row[j] : m[j];
@@ -111,14 +111,14 @@ void reduce_block(const scalar_t* z, const int64_t* labels, const Geometry& g, i
       }
     }
   }
-  float *S = r.S.data(), *Sz = r.Sz.data(), *S2 = r.S2.data();
+  float *__restrict__ S = r.S.data(), *__restrict__ Sz = r.Sz.data(), *__restrict__ S2 = r.S2.data();
   std::fill(S, S + n, 0.f);
   std::fill(Sz, Sz + n, 0.f);
   std::fill(S2, S2 + n, 0.f);
   const bool entropy = flags & FLAG_UNC_ENTROPY, cos_sm = flags & FLAG_COS_SOFTMAX;
   for (int64_t c = 0; c < C; ++c) {
-    const float* row = buf + c * P;
-    float* erow = r.e.data() + c * P;
+    const float* __restrict__ row = buf + c * P;
+    float* __restrict__ erow = r.e.data() + c * P;
     for (int64_t j = 0; j < n; ++j) {
       const float d = row[j] - m[j];
       const float ev = vexp(d);
@@ -279,13 +279,14 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
           ia[j] = r.a[j];
           ib[j] = t.b;
         }
-        const float *m = r.m.data(), *ea = invS.data(), *al = alpha.data(), *be = beta.data();
-        const float *vy = gy.data(), *va = ga.data(), *vb = gb.data();
-        const int32_t *iy = r.y.data(), *iaa = ia.data(), *ibb = ib.data();
+        const float *__restrict__ m = r.m.data(), *__restrict__ ea = invS.data(), *__restrict__ al = alpha.data();
+        const float *__restrict__ be = beta.data(), *__restrict__ vy = gy.data(), *__restrict__ va = ga.data();
+        const float *__restrict__ vb = gb.data();
+        const int32_t *__restrict__ iy = r.y.data(), *__restrict__ iaa = ia.data(), *__restrict__ ibb = ib.data();
         for (int64_t c = 0; c < g.C; ++c) {
-          const float* row = r.buf.data() + c * g.P;
-          const float* erow = r.e.data() + c * g.P;
-          float* gv = gbuf.data() + c * g.P;  // gradient of this class for the block, fp32
+          const float* __restrict__ row = r.buf.data() + c * g.P;
+          const float* __restrict__ erow = r.e.data() + c * g.P;
+          float* __restrict__ gv = gbuf.data() + c * g.P;  // gradient of this class for the block, fp32
           const int32_t cc = static_cast<int32_t>(c);
           // unconditional loads and 0/1 products (no selects around loads): the loop vectorises
           for (int64_t j = 0; j < n; ++j) {
@@ -293,7 +294,7 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
                     va[j] * static_cast<float>(iaa[j] == cc) + vb[j] * static_cast<float>(ibb[j] == cc);
           }
           if (g.sp == 1) {
-            scalar_t* dst = out + b * g.sb + c * g.sc + p0;
+            scalar_t* __restrict__ dst = out + b * g.sb + c * g.sc + p0;
             for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<scalar_t>(gv[j]);
           }
         }
