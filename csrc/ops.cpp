@@ -22,4 +22,8 @@ TORCH_LIBRARY(fastsegadv, m) {
   m.def(
       "weighted_ce_backward(Tensor grad_scale, Tensor logits, Tensor labels, Tensor region_state, float[] params, "
       "int flags, int ignore_index) -> Tensor");
+  // Masked per-class feature sums (RP-PGD prototypes, 003 Eq. 5): sums [B, K, d] fp32 and counts [B, K]
+  // fp32 over the pixels where mask is true; the backward gathers dL/dsums back to the pixels.
+  m.def("masked_class_sums(Tensor features, Tensor labels, Tensor mask, int num_classes) -> (Tensor, Tensor)");
+  m.def("masked_class_sums_backward(Tensor grad_sums, Tensor features, Tensor labels, Tensor mask) -> Tensor");
 }

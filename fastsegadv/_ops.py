@@ -39,3 +39,13 @@ if CPP_AVAILABLE:
     @torch.library.register_fake("fastsegadv::weighted_ce_backward")
     def _weighted_ce_backward_fake(grad_scale, logits, labels, region_state, params, flags, ignore_index):
         return torch.empty_like(logits)
+
+    @torch.library.register_fake("fastsegadv::masked_class_sums")
+    def _masked_class_sums_fake(features, labels, mask, num_classes):
+        b, d = features.shape[:2]
+        return (features.new_empty((b, num_classes, d), dtype=torch.float32),
+                features.new_empty((b, num_classes), dtype=torch.float32))
+
+    @torch.library.register_fake("fastsegadv::masked_class_sums_backward")
+    def _masked_class_sums_backward_fake(grad_sums, features, labels, mask):
+        return torch.empty_like(features, memory_format=torch.contiguous_format)

@@ -1,7 +1,7 @@
 """Eager reference losses: one file per concept, each citing its equation (DESIGN.md §2-3)."""
 from .cospgd import cospgd_loss, cospgd_weight
 from .cross_entropy import cross_entropy
-from .prototypes import class_prototypes, masked_class_sums, prototype_loss
+from .prototypes import class_prototypes, masked_class_sums_reference, prototype_loss
 from .regions import (
     BOUNDARY,
     FALSE,
@@ -31,6 +31,6 @@ __all__ = [
     "Weighting", "weighted_cross_entropy", "weighted_cross_entropy_reference", "cross_entropy", "segpgd_loss", "segpgd_lambda", "segpgd_weight",
     "region_loss", "region_weight", "region_lambdas", "region_counts", "init_region_state",
     "update_region_state", "TRUE", "BOUNDARY", "FALSE", "prototype_loss", "class_prototypes",
-    "masked_class_sums", "cospgd_loss", "cospgd_weight", "uncertainty_loss", "uncertainty_measure",
+    "masked_class_sums_reference", "cospgd_loss", "cospgd_weight", "uncertainty_loss", "uncertainty_measure",
     "uncertainty_weight", "zero_out_loss", "zero_out_weight",
 ]

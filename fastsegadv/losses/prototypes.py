@@ -22,10 +22,11 @@ def resize_nearest(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t.unsqueeze(1).float(), size=size, mode="nearest").squeeze(1).to(t.dtype)
 
 
-def masked_class_sums(
+def masked_class_sums_reference(
     features: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Segmented reduction: ``sums [B, K, d]`` and ``counts [B, K]`` of features over ``mask``.
+    """Segmented reduction: ``sums [B, K, d]`` and ``counts [B, K]`` of features over ``mask`` (eager
+    one-hot matmul; the reference of :func:`fastsegadv.fused_prototypes.masked_class_sums`).
 
     features ``[B, d, h, w]``, labels ``[B, h, w]`` (values in [0, K) where mask), mask ``[B, h, w]``.
     """
@@ -51,9 +52,11 @@ def class_prototypes(
     lab = resize_nearest(labels, size)
     state = resize_nearest(region_state, size)
     mask = (state == TRUE) & (lab != ignore_index) & (lab >= 0) & (lab < num_classes)
+    from ..fused_prototypes import masked_class_sums
+
     sums, counts = masked_class_sums(features, lab, mask, num_classes)
     present = counts > 0
-    protos = sums / counts.clamp_min(1).unsqueeze(-1)
+    protos = sums.to(features.dtype) / counts.clamp_min(1).unsqueeze(-1).to(features.dtype)
     return protos, present
 
 
