@@ -76,22 +76,24 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     shapes = sorted({r["shape"] for r in rows if "x_clone" in r})
+    provs = sorted({r["provider"] for r in rows if "x_clone" in r})  # one colour per provider in every panel
+    colours = {p: f"C{i}" for i, p in enumerate(provs)}
     fig, axes = plt.subplots(1, len(shapes), figsize=(5 * len(shapes), 4), squeeze=False)
     for ax, shape in zip(axes[0], shapes):
         sub = [r for r in rows if r["shape"] == shape and "x_clone" in r]
         modes = sorted({r["mode"] for r in sub})
-        provs = sorted({r["provider"] for r in sub})
         width = 0.8 / len(provs)
         for i, p in enumerate(provs):
             vals = [next((r["x_clone"] for r in sub if r["mode"] == m and r["provider"] == p), 0) for m in modes]
-            ax.bar([k + i * width for k in range(len(modes))], vals, width, label=p)
+            ax.bar([k + i * width for k in range(len(modes))], vals, width, label=p, color=colours[p])
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.axhline(2.0, color="r", lw=0.8, ls=":")
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(modes))], modes, rotation=30)
         ax.set_yscale("log")
         ax.set_title(shape)
         ax.set_ylabel("forward+backward time / clone()")
-    axes[0][0].legend()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in provs]
+    axes[0][0].legend(handles, provs)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -101,7 +103,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-k", default=None, help="pytest -k expression to select benchmarks")
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--replot", type=Path, default=None, help="redraw the plot and table from a summary.json")
     args = ap.parse_args()
+    if args.replot is not None:
+        data = json.loads(args.replot.read_text())
+        m = data["meta"]
+        title = f"{m['device']}, torch {m['torch']}, commit {m['commit']}"
+        plot([r for r in data["rows"] if "x_clone" in r], args.replot.parent / "fused_loss.png", title)
+        (args.replot.parent / "summary.md").write_text(markdown(data["rows"], f"# Benchmarks: {title}"))
+        return 0
     dev = device_name()
     slug = "".join(ch if ch.isalnum() else "_" for ch in dev).strip("_")[:60]
     out = args.out / slug
