@@ -11,12 +11,14 @@ PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(fastsegadv, m) {
-  // Fused weighted cross-entropy, forward: per-pixel loss [B,H,W] fp32 (if per_pixel, else empty) and
-  // per-image statistics [B, 6] fp64 (loss sum, valid, correct, true, boundary, false). Updates the
-  // RP-PGD region state in place (FLAG_UPDATE_STATE).
+  // Fused weighted cross-entropy, forward: per-pixel loss [B,H,W] fp32 (if per_pixel, else empty),
+  // per-image statistics [B, 6] fp64 (loss sum, valid, correct, true, boundary, false) and, if with_grad
+  // and the kernel supports it (CPU), d(sum of per-pixel losses)/dlogits in fp32 from the same pass
+  // (else empty: the caller uses weighted_ce_backward), multiplied by grad_scale (e.g. 1/N_v for a mean).
+  // Updates the RP-PGD region state in place.
   m.def(
       "weighted_ce_forward(Tensor logits, Tensor labels, Tensor(a!) region_state, float[] params, int flags, "
-      "int ignore_index, bool per_pixel) -> (Tensor, Tensor)");
+      "int ignore_index, bool per_pixel, bool with_grad, float grad_scale) -> (Tensor, Tensor, Tensor)");
   // Backward: dL/dlogits (logits' dtype and memory format) for an upstream scale that is a scalar
   // (mean: g/N_v, sum: g) or per pixel [B,H,W] (reduction none). Recomputes from the logits.
   m.def(

@@ -31,10 +31,14 @@ def cpp_has_device(device_type: str) -> bool:
 if CPP_AVAILABLE:
 
     @torch.library.register_fake("fastsegadv::weighted_ce_forward")
-    def _weighted_ce_forward_fake(logits, labels, region_state, params, flags, ignore_index, per_pixel):
+    def _weighted_ce_forward_fake(logits, labels, region_state, params, flags, ignore_index, per_pixel, with_grad,
+                                  grad_scale):
         b, _, h, w = logits.shape
         loss = logits.new_empty((b, h, w) if per_pixel else (0,), dtype=torch.float32)
-        return loss, logits.new_empty((b, NUM_STATS), dtype=torch.float64)
+        # only the CPU kernel returns the gradient from the forward pass
+        grad = (torch.empty_like(logits, dtype=torch.float32) if with_grad and logits.device.type == "cpu"
+                else logits.new_empty((0,), dtype=torch.float32))
+        return loss, logits.new_empty((b, NUM_STATS), dtype=torch.float64), grad
 
     @torch.library.register_fake("fastsegadv::weighted_ce_backward")
     def _weighted_ce_backward_fake(grad_scale, logits, labels, region_state, params, flags, ignore_index):

@@ -3,9 +3,10 @@ dispatching ``weighted_cross_entropy`` every loss and attack calls.
 
 One pass over the logits computes, per pixel, the CE, the weight of every enabled term of a
 :class:`~fastsegadv.losses.Weighting` (csrc/weighting.h, kernels/weighted_ce.py), the RP-PGD state
-update (T -> B where wrong) and per-image statistics; the backward recomputes the softmax from the
-logits (no saved [B, C, H, W] tensor) and writes dL/dz into a new buffer with the upstream gradient
-folded in. Reductions are fixed-order sums of per-block partials: results are bitwise repeatable.
+update (T -> B where wrong) and per-image statistics. On CPU the same pass writes d(sum of losses)/dz
+into a new fp32 buffer (never into the logits) and the backward scales it in place by the upstream
+gradient; the Triton and CUDA kernels instead recompute the softmax in a backward kernel (no saved
+[B, C, H, W] tensor) with the upstream gradient folded in. Reductions are fixed-order sums of per-block partials: results are bitwise repeatable.
 """
 from __future__ import annotations
 
@@ -61,7 +62,16 @@ class FusedWeightedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, labels, region_state, params, flags, ignore_index, reduction, backend):
         fwd, _ = _kernels(backend)
-        per_pixel, stats = fwd(logits, labels, region_state, params, flags, ignore_index, reduction == "none")
+        # The CPU kernel also returns d(sum of per-pixel losses)/dz (fp32) from the same pass; the backward
+        # then only scales it in place. Other kernels return an empty tensor and recompute in backward.
+        with_grad = bool(ctx.needs_input_grad[0])
+        pre_scale = 1.0
+        if with_grad and reduction == "mean" and logits.device.type == "cpu":
+            # 1/N_v applied in the forward pass (reading a CPU scalar costs no device sync)
+            pre_scale = 1.0 / max(int((labels != ignore_index).sum()), 1)
+        per_pixel, stats, grad = fwd(logits, labels, region_state, params, flags, ignore_index,
+                                     reduction == "none", with_grad, pre_scale)
+        ctx.grad_buffer = grad if grad.numel() else None
         n_valid = stats[:, 1].sum()
         if reduction == "none":
             out = per_pixel.to(logits.dtype)
@@ -85,8 +95,17 @@ class FusedWeightedCrossEntropy(torch.autograd.Function):
             scale = grad_out.float().reshape(())
         else:
             scale = grad_out.float()
-        _, bwd = _kernels(backend)
-        grad = bwd(scale, logits, labels, state, params, flags, ignore_index)
+        buffer = ctx.grad_buffer
+        if buffer is not None:  # the forward's gradient (CPU), already divided by N_v for a mean
+            ctx.grad_buffer = None  # used once; a second backward (retain_graph) recomputes
+            if reduction == "none":
+                buffer.mul_(grad_out.float().unsqueeze(1))
+            elif float(grad_out) != 1.0:  # a CPU scalar: no device sync
+                buffer.mul_(grad_out.float())
+            grad = buffer if buffer.dtype == logits.dtype else buffer.to(logits.dtype)
+        else:
+            _, bwd = _kernels(backend)
+            grad = bwd(scale, logits, labels, state, params, flags, ignore_index)
         return grad, None, None, None, None, None, None, None
 
 

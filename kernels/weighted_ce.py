@@ -260,8 +260,10 @@ def _geometry(logits: torch.Tensor):
     return logits, b, c, h * w, c_chunk, block_p, nblk, triton.cdiv(c, c_chunk)
 
 
-def weighted_ce_forward(logits, labels, region_state, params, flags, ignore_index, per_pixel):
-    """Same contract as ``torch.ops.fastsegadv.weighted_ce_forward`` (csrc/ops.cpp)."""
+def weighted_ce_forward(logits, labels, region_state, params, flags, ignore_index, per_pixel, with_grad=False,
+                        grad_scale=1.0):
+    """Same contract as ``torch.ops.fastsegadv.weighted_ce_forward`` (csrc/ops.cpp); the gradient always
+    comes from :func:`weighted_ce_backward` (the third output is empty)."""
     logits, b, c, hw, c_chunk, block_p, nblk, n_chunks = _geometry(logits)
     labels = labels.contiguous()
     loss = torch.empty((b, hw) if per_pixel else (1,), dtype=torch.float32, device=logits.device)
@@ -273,7 +275,7 @@ def weighted_ce_forward(logits, labels, region_state, params, flags, ignore_inde
         FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
     stats = partial.view(b, nblk, NUM_STATS).double().sum(1)
     loss = loss.view(b, logits.shape[2], logits.shape[3]) if per_pixel else loss.new_empty((0,))
-    return loss, stats
+    return loss, stats, loss.new_empty((0,))
 
 
 def weighted_ce_backward(grad_scale, logits, labels, region_state, params, flags, ignore_index):

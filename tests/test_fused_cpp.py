@@ -113,6 +113,26 @@ def test_stats_match_reference():
     torch.testing.assert_close(s_cpp, s_ref, rtol=1e-5, atol=1e-4)
 
 
+def test_second_backward_recomputes():
+    """The forward's gradient buffer is scaled in place once; a retained graph's second backward recomputes."""
+    z, y, state = make_case(2, 19, 8, 9, seed=14)
+    zz = z.clone().requires_grad_(True)
+    loss = L.weighted_cross_entropy(zz, y, weighting=MODES["entropy"], backend="cpp")
+    (g1,) = torch.autograd.grad(loss, zz, torch.tensor(2.0), retain_graph=True)
+    (g2,) = torch.autograd.grad(loss, zz, torch.tensor(2.0))
+    torch.testing.assert_close(g1, g2, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_unit_and_non_unit_upstream_gradients(reduction):
+    """The CPU path skips the scaling pass for an upstream gradient of exactly 1: test both paths."""
+    z, y, state = make_case(2, 19, 8, 9, seed=15)
+    for g in (torch.tensor(1.0), torch.tensor(-2.5)):
+        ref = run("reference", z, y, MODES["segpgd_linear"], state=state, reduction=reduction, grad_out=g)
+        got = run("cpp", z, y, MODES["segpgd_linear"], state=state, reduction=reduction, grad_out=g)
+        assert_matches(got, ref)
+
+
 def test_no_grad_forward():
     z, y, state = make_case(2, 19, 8, 9, seed=11)
     with torch.no_grad():
@@ -135,7 +155,9 @@ def test_opcheck():
     for w in (MODES["regions"], MODES["entropy"], MODES["margin"]):
         flags, params = encode(w, 2, 5, True)
         st = state.clone() if w.regions else torch.empty(0, dtype=torch.uint8)
-        torch.library.opcheck(torch.ops.fastsegadv.weighted_ce_forward, (z, y, st, params, flags, 255, True))
+        for with_grad in (False, True):
+            torch.library.opcheck(torch.ops.fastsegadv.weighted_ce_forward,
+                                  (z, y, st.clone(), params, flags, 255, True, with_grad, 0.5))
         torch.library.opcheck(torch.ops.fastsegadv.weighted_ce_backward,
                               (torch.tensor(0.5), z, y, st, params, flags & ~4, 255))
         torch.library.opcheck(torch.ops.fastsegadv.weighted_ce_backward,

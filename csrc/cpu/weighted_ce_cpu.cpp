@@ -71,12 +71,16 @@ void reduce_block(const scalar_t* z, const int64_t* labels, const Geometry& g, i
     m[j] = buf[j];
     a[j] = 0;
   }
+  // Unconditional stores of max / blended indices: a select-store compiles to VMASKMOVPS, which is
+  // microcoded and slow on AMD Zen.
   for (int64_t c = 1; c < C; ++c) {
     const float* __restrict__ row = buf + c * P;
+    const int32_t cc = static_cast<int32_t>(c);
     for (int64_t j = 0; j < n; ++j) {
-      const bool gt = row[j] > m[j];
-      m[j] = gt ? row[j] : m[j];
-      a[j] = gt ? static_cast<int32_t>(c) : a[j];
+      const float v = row[j], old = m[j];
+      const int32_t gt = v > old;  // first maximum wins ties, as torch.argmax
+      m[j] = __builtin_fmaxf(v, old);
+      a[j] += gt * (cc - a[j]);
     }
   }
   if (needs_top2(flags)) {  // largest value at an index other than a
@@ -87,11 +91,13 @@ void reduce_block(const scalar_t* z, const int64_t* labels, const Geometry& g, i
       b2[j] = a[j] == 0 ? 1 : 0;
     }
     for (int64_t c = 0; c < C; ++c) {
-      const float* row = buf + c * P;
+      const float* __restrict__ row = buf + c * P;
+      const int32_t cc = static_cast<int32_t>(c);
       for (int64_t j = 0; j < n; ++j) {
-        const bool gt = row[j] > m2[j] && a[j] != c;
-        m2[j] = gt ? row[j] : m2[j];
-        b2[j] = gt ? static_cast<int32_t>(c) : b2[j];
+        const float v = row[j], old = m2[j];
+        const int32_t gt = (v > old) & (a[j] != cc);
+        m2[j] = gt ? v : old;
+        b2[j] += gt * (cc - b2[j]);
       }
     }
   }
@@ -103,11 +109,13 @@ void reduce_block(const scalar_t* z, const int64_t* labels, const Geometry& g, i
       bn[j] = 0;
     }
     for (int64_t c = 1; c < C; ++c) {
-      const float* row = buf + c * P;
+      const float* __restrict__ row = buf + c * P;
+      const int32_t cc = static_cast<int32_t>(c);
       for (int64_t j = 0; j < n; ++j) {
-        const bool lt = row[j] < mn[j];
-        mn[j] = lt ? row[j] : mn[j];
-        bn[j] = lt ? static_cast<int32_t>(c) : bn[j];
+        const float v = row[j], old = mn[j];
+        const int32_t lt = v < old;
+        mn[j] = __builtin_fminf(v, old);
+        bn[j] += lt * (cc - bn[j]);
       }
     }
   }
@@ -190,10 +198,61 @@ at::Tensor pixel_layout(const at::Tensor& logits) {
   return logits.contiguous();
 }
 
-std::tuple<at::Tensor, at::Tensor> weighted_ce_forward_cpu(const at::Tensor& logits_in, const at::Tensor& labels_in,
-                                                           at::Tensor& region_state, at::ArrayRef<double> params_d,
-                                                           int64_t flags, int64_t ignore_index, bool per_pixel) {
+// Per-pixel gradient coefficients of one block and the sweep that writes dL/dz for it.
+struct GradScratch {
+  std::vector<float> alpha, beta, gy, ga, gb, invS, gbuf;
+  std::vector<int32_t> ia, ib;
+  GradScratch(int64_t C, int64_t P)
+      : alpha(P), beta(P), gy(P), ga(P), gb(P), invS(P), gbuf(C * P), ia(P), ib(P) {}
+
+  // k: the upstream gradient of this pixel's loss (1 in the forward, scale in the backward)
+  void set(int64_t j, const PixelTerms& t, const BlockReductions& r, bool valid, float k) {
+    invS[j] = valid ? k / r.S[j] : 0.f;  // k * p_c = invS * e_c
+    alpha[j] = t.alpha;
+    beta[j] = t.beta;
+    gy[j] = k * t.g_y;
+    ga[j] = k * t.g_a;
+    gb[j] = k * t.g_b;
+    ia[j] = r.a[j];
+    ib[j] = t.b;
+  }
+
+  // out: the gradient tensor's data (same strides as the logits), image b, pixels p0 .. p0 + n
+  template <typename out_t>
+  void write(const BlockReductions& r, const Geometry& g, int64_t n, out_t* out, int64_t b, int64_t p0) {
+    const float *__restrict__ m = r.m.data(), *__restrict__ ea = invS.data(), *__restrict__ al = alpha.data();
+    const float *__restrict__ be = beta.data(), *__restrict__ vy = gy.data(), *__restrict__ va = ga.data();
+    const float *__restrict__ vb = gb.data();
+    const int32_t *__restrict__ iy = r.y.data(), *__restrict__ iaa = ia.data(), *__restrict__ ibb = ib.data();
+    for (int64_t c = 0; c < g.C; ++c) {
+      const float* __restrict__ row = r.buf.data() + c * g.P;
+      const float* __restrict__ erow = r.e.data() + c * g.P;
+      float* __restrict__ gv = gbuf.data() + c * g.P;
+      const int32_t cc = static_cast<int32_t>(c);
+      // unconditional loads and 0/1 products (no selects around loads): the loop vectorises
+      for (int64_t j = 0; j < n; ++j) {
+        gv[j] = ea[j] * erow[j] * (al[j] + be[j] * (row[j] - m[j])) + vy[j] * static_cast<float>(iy[j] == cc) +
+                va[j] * static_cast<float>(iaa[j] == cc) + vb[j] * static_cast<float>(ibb[j] == cc);
+      }
+      if (g.sp == 1) {
+        out_t* __restrict__ dst = out + b * g.sb + c * g.sc + p0;
+        for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<out_t>(gv[j]);
+      }
+    }
+    if (g.sp != 1) {  // channels_last: each pixel's C gradients are contiguous
+      for (int64_t j = 0; j < n; ++j) {
+        out_t* dst = out + b * g.sb + (p0 + j) * g.sp;
+        for (int64_t c = 0; c < g.C; ++c) dst[c * g.sc] = static_cast<out_t>(gbuf[c * g.P + j]);
+      }
+    }
+  }
+};
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
+    const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, at::ArrayRef<double> params_d,
+    int64_t flags, int64_t ignore_index, bool per_pixel, bool with_grad, double grad_scale) {
   check_inputs(logits_in, labels_in, region_state, flags, params_d);
+  const float k_fwd = static_cast<float>(grad_scale);
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();
   TORCH_CHECK(!(flags & FLAG_REGIONS) || region_state.is_contiguous(), "region_state must be contiguous");
@@ -202,15 +261,20 @@ std::tuple<at::Tensor, at::Tensor> weighted_ce_forward_cpu(const at::Tensor& log
   for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
   at::Tensor loss = per_pixel ? at::empty({g.B, logits.size(2), logits.size(3)}, logits.options().dtype(at::kFloat))
                               : at::empty({0}, logits.options().dtype(at::kFloat));
+  // grad_scale * d(sum_i loss_i)/dz in fp32, same memory format as the logits
+  at::Tensor grad = with_grad ? at::empty_like(logits, logits.options().dtype(at::kFloat))
+                              : at::empty({0}, logits.options().dtype(at::kFloat));
   at::Tensor partial = at::zeros({g.B, g.nblk, NUM_STATS}, logits.options().dtype(at::kDouble));
   const int64_t* lab = labels.data_ptr<int64_t>();
   uint8_t* st = (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr;
   float* loss_ptr = per_pixel ? loss.data_ptr<float>() : nullptr;
+  float* grad_ptr = with_grad ? grad.data_ptr<float>() : nullptr;
   double* part = partial.data_ptr<double>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_forward_cpu", [&] {
     const scalar_t* z = logits.data_ptr<scalar_t>();
     at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
       BlockReductions r(g.C, g.P);
+      GradScratch gs(with_grad ? g.C : 0, with_grad ? g.P : 0);
       for (int64_t task = begin; task < end; ++task) {
         const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
         reduce_block(z + b * g.sb, lab + b * g.HW, g, p0, n, flags, ignore_index, r);
@@ -222,17 +286,19 @@ std::tuple<at::Tensor, at::Tensor> weighted_ce_forward_cpu(const at::Tensor& log
           const PixelTerms t = pixel_terms(pixel(r, j), valid, r.y[j], s, static_cast<int>(g.C), flags, params);
           if (st) st[i] = t.state;
           if (loss_ptr) loss_ptr[i] = t.loss;
+          if (grad_ptr) gs.set(j, t, r, valid, k_fwd);
           acc[STAT_LOSS] += t.loss;
           acc[STAT_VALID] += valid;
           acc[STAT_CORRECT] += t.correct;
           if (st && valid) acc[STAT_TRUE + t.state] += 1;
         }
+        if (grad_ptr) gs.write(r, g, n, grad_ptr, b, p0);
         double* out = part + task * NUM_STATS;
         for (int k = 0; k < NUM_STATS; ++k) out[k] = acc[k];
       }
     });
   });
-  return {loss, partial.sum(1)};  // [B, NUM_STATS]: a fixed-order sum over blocks
+  return {loss, partial.sum(1), grad};  // stats [B, NUM_STATS]: a fixed-order sum over blocks
 }
 
 at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::Tensor& logits_in,
@@ -252,15 +318,13 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
   at::Tensor grad = at::empty_like(logits);  // same memory format as the logits
   const int64_t* lab = labels.data_ptr<int64_t>();
   const uint8_t* st = (flags & FLAG_REGIONS) ? state.data_ptr<uint8_t>() : nullptr;
-  const float* gs = grad_scale.data_ptr<float>();
+  const float* gsc = grad_scale.data_ptr<float>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_backward_cpu", [&] {
     const scalar_t* z = logits.data_ptr<scalar_t>();
     scalar_t* out = grad.data_ptr<scalar_t>();
     at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
       BlockReductions r(g.C, g.P);
-      std::vector<float> alpha(g.P), beta(g.P), gy(g.P), ga(g.P), gb(g.P), invS(g.P);
-      std::vector<int32_t> ia(g.P), ib(g.P);
-      std::vector<float> gbuf(g.C * g.P);
+      GradScratch gs(g.C, g.P);
       for (int64_t task = begin; task < end; ++task) {
         const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
         reduce_block(z + b * g.sb, lab + b * g.HW, g, p0, n, flags, ignore_index, r);
@@ -269,41 +333,9 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
           const bool valid = r.y[j] >= 0;
           const uint8_t s = st ? st[i] : REGION_TRUE;
           const PixelTerms t = pixel_terms(pixel(r, j), valid, r.y[j], s, static_cast<int>(g.C), flags, params);
-          const float k = scalar_scale ? gs[0] : gs[i];
-          invS[j] = valid ? k / r.S[j] : 0.f;  // scale * p_c = invS * e_c
-          alpha[j] = t.alpha;
-          beta[j] = t.beta;
-          gy[j] = k * t.g_y;
-          ga[j] = k * t.g_a;
-          gb[j] = k * t.g_b;
-          ia[j] = r.a[j];
-          ib[j] = t.b;
+          gs.set(j, t, r, valid, scalar_scale ? gsc[0] : gsc[i]);
         }
-        const float *__restrict__ m = r.m.data(), *__restrict__ ea = invS.data(), *__restrict__ al = alpha.data();
-        const float *__restrict__ be = beta.data(), *__restrict__ vy = gy.data(), *__restrict__ va = ga.data();
-        const float *__restrict__ vb = gb.data();
-        const int32_t *__restrict__ iy = r.y.data(), *__restrict__ iaa = ia.data(), *__restrict__ ibb = ib.data();
-        for (int64_t c = 0; c < g.C; ++c) {
-          const float* __restrict__ row = r.buf.data() + c * g.P;
-          const float* __restrict__ erow = r.e.data() + c * g.P;
-          float* __restrict__ gv = gbuf.data() + c * g.P;  // gradient of this class for the block, fp32
-          const int32_t cc = static_cast<int32_t>(c);
-          // unconditional loads and 0/1 products (no selects around loads): the loop vectorises
-          for (int64_t j = 0; j < n; ++j) {
-            gv[j] = ea[j] * erow[j] * (al[j] + be[j] * (row[j] - m[j])) + vy[j] * static_cast<float>(iy[j] == cc) +
-                    va[j] * static_cast<float>(iaa[j] == cc) + vb[j] * static_cast<float>(ibb[j] == cc);
-          }
-          if (g.sp == 1) {
-            scalar_t* __restrict__ dst = out + b * g.sb + c * g.sc + p0;
-            for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<scalar_t>(gv[j]);
-          }
-        }
-        if (g.sp != 1) {  // channels_last: write each pixel's C gradients contiguously
-          for (int64_t j = 0; j < n; ++j) {
-            scalar_t* dst = out + b * g.sb + (p0 + j) * g.sp;
-            for (int64_t c = 0; c < g.C; ++c) dst[c * g.sc] = static_cast<scalar_t>(gbuf[c * g.P + j]);
-          }
-        }
+        gs.write(r, g, n, out, b, p0);
       }
     });
   });

@@ -148,9 +148,10 @@ Params to_params(at::ArrayRef<double> p) {
   return out;
 }
 
-std::tuple<at::Tensor, at::Tensor> weighted_ce_forward_cuda(const at::Tensor& logits_in, const at::Tensor& labels_in,
-                                                            at::Tensor& region_state, at::ArrayRef<double> params,
-                                                            int64_t flags, int64_t ignore_index, bool per_pixel) {
+// with_grad is not used on CUDA: the gradient comes from backward_kernel (an empty third output says so).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cuda(
+    const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, at::ArrayRef<double> params,
+    int64_t flags, int64_t ignore_index, bool per_pixel, bool /*with_grad*/, double /*grad_scale*/) {
   TORCH_CHECK(logits_in.dim() == 4 && logits_in.size(1) >= 2, "logits must be [B, C>=2, H, W]");
   const c10::cuda::CUDAGuard guard(logits_in.device());
   const at::Tensor logits = pixel_layout(logits_in);
@@ -173,7 +174,7 @@ std::tuple<at::Tensor, at::Tensor> weighted_ce_forward_cuda(const at::Tensor& lo
         logits.stride(0), logits.stride(1), logits.stride(3), ignore_index, flags);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {loss, partial.sum(1)};
+  return {loss, partial.sum(1), at::empty({0}, logits.options().dtype(at::kFloat))};
 }
 
 at::Tensor weighted_ce_backward_cuda(const at::Tensor& grad_scale_in, const at::Tensor& logits_in,
