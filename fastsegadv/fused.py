@@ -145,11 +145,7 @@ def weighted_cross_entropy(
     check_reduction(reduction)
     if validate:
         check_logits_labels(logits, labels, ignore_index)
-    if weighting.needs_step and (step is None or steps is None):
-        raise ValueError(f"{weighting.describe()} needs step and steps (t of T)")
-    if weighting.regions and (region_state is None or region_state.shape != labels.shape
-                              or region_state.dtype != torch.uint8):
-        raise ValueError("regions=True needs region_state, a uint8 tensor shaped like labels")
+    weighting.check_arguments(step, steps, region_state, labels)
     name = choose_backend(logits, backend)
     if name == "reference":
         per_pixel, valid = weighted_ce_per_pixel(

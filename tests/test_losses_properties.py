@@ -4,26 +4,9 @@ import torch
 
 from fastsegadv import losses as L
 
-WEIGHTINGS = {
-    "ce": L.Weighting(),
-    "segpgd_linear": L.Weighting(segpgd="linear"),
-    "segpgd_log": L.Weighting(segpgd="log"),
-    "segpgd_exp": L.Weighting(segpgd="exp"),
-    "segpgd_constant": L.Weighting(segpgd="constant", lam=0.2),
-    "only_correct": L.Weighting(segpgd="only_correct"),
-    "regions": L.Weighting(regions=True),
-    "cospgd": L.Weighting(cospgd="softmax"),
-    "cospgd_sigmoid": L.Weighting(cospgd="sigmoid"),
-    "margin": L.Weighting(uncertainty="margin"),
-    "max_min": L.Weighting(uncertainty="max_min"),
-    "mean_margin": L.Weighting(uncertainty="mean_margin"),
-    "entropy": L.Weighting(uncertainty="entropy"),
-    "entropy_detached": L.Weighting(uncertainty="entropy", detach_uncertainty=True),
-    "zero_out": L.Weighting(zero_out=0.75),
-    "segpgd_x_zero_out": L.Weighting(segpgd="linear", zero_out=0.75),
-    "entropy_x_zero_out": L.Weighting(uncertainty="entropy", zero_out=0.75),
-    "regions_x_cospgd": L.Weighting(regions=True, cospgd="softmax"),
-}
+from .kernel_cases import MODES
+
+WEIGHTINGS = MODES  # every mode and product the fused kernels implement (tests/kernel_cases.py)
 
 
 def run(z, y, w, *, reduction="mean", ignore_index=255, state=None):
@@ -42,7 +25,7 @@ def data(b=2, c=5, h=3, w=4, dtype=torch.float64):
     return z, y
 
 
-DETACHED = {"cospgd", "cospgd_sigmoid", "entropy_detached", "regions_x_cospgd"}
+DETACHED = {"cospgd", "cospgd_targeted", "cospgd_sigmoid", "entropy_detached", "regions_x_cospgd"}
 
 
 @pytest.mark.parametrize("name", sorted(set(WEIGHTINGS) - DETACHED))

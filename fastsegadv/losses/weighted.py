@@ -69,6 +69,14 @@ class Weighting:
     def needs_prediction(self) -> bool:
         return self.segpgd is not None or self.regions or self.zero_out is not None
 
+    def check_arguments(self, step, steps, region_state, labels) -> None:
+        """Clear errors for a missing t/T or region state (before any kernel runs)."""
+        if self.needs_step and (step is None or steps is None):
+            raise ValueError(f"{self.describe()} needs step and steps (t of T)")
+        if self.regions and (region_state is None or region_state.shape != labels.shape
+                             or region_state.dtype != torch.uint8):
+            raise ValueError("regions=True needs region_state, a uint8 tensor shaped like labels")
+
     def describe(self) -> str:
         parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if getattr(self, f.name) not in (None, False)]
         return "ce" if not parts else " * ".join(parts)
@@ -117,11 +125,7 @@ def weighted_ce_per_pixel(
     ignore_index: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(w_i * CE_i [B, H, W] in the compute dtype, valid [B, H, W])``: the body of the reference."""
-    if weighting.needs_step and (step is None or steps is None):
-        raise ValueError(f"{weighting.describe()} needs step and steps (t of T)")
-    if weighting.regions:
-        if region_state is None or region_state.shape != labels.shape or region_state.dtype != torch.uint8:
-            raise ValueError("regions=True needs region_state, a uint8 tensor shaped like labels")
+    weighting.check_arguments(step, steps, region_state, labels)
 
     z = logits.to(compute_dtype(logits))  # [B, C, H, W]
     valid, safe = valid_mask(labels, ignore_index)  # [B, H, W]
