@@ -11,7 +11,11 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #include <vector>
 
 #include "../weighting.h"
@@ -19,6 +23,20 @@
 
 namespace fastsegadv {
 namespace {
+
+// Ask for transparent huge pages on a large, not yet touched output buffer: its first touch then
+// faults ~20 times per 40 MB instead of ~10 000 (THP "madvise" mode). Advisory; no-op elsewhere.
+void advise_huge_pages(const at::Tensor& t) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t{1} << 21;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t end = begin + t.numel() * t.element_size();
+  const uintptr_t a = (begin + kHuge - 1) & ~(kHuge - 1), e = end & ~(kHuge - 1);
+  if (e > a + kHuge) madvise(reinterpret_cast<void*>(a), e - a, MADV_HUGEPAGE);
+#else
+  (void)t;
+#endif
+}
 
 struct Geometry {
   int64_t B, C, HW;
@@ -264,6 +282,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
   // grad_scale * d(sum_i loss_i)/dz in fp32, same memory format as the logits
   at::Tensor grad = with_grad ? at::empty_like(logits, logits.options().dtype(at::kFloat))
                               : at::empty({0}, logits.options().dtype(at::kFloat));
+  if (with_grad) advise_huge_pages(grad);
   at::Tensor partial = at::zeros({g.B, g.nblk, NUM_STATS}, logits.options().dtype(at::kDouble));
   const int64_t* lab = labels.data_ptr<int64_t>();
   uint8_t* st = (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr;
@@ -316,6 +335,7 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
   float params[NUM_PARAMS];
   for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
   at::Tensor grad = at::empty_like(logits);  // same memory format as the logits
+  advise_huge_pages(grad);
   const int64_t* lab = labels.data_ptr<int64_t>();
   const uint8_t* st = (flags & FLAG_REGIONS) ? state.data_ptr<uint8_t>() : nullptr;
   const float* gsc = grad_scale.data_ptr<float>();
