@@ -72,6 +72,41 @@ struct PixelTerms {
   uint8_t state;  // region state after the update
 };
 
+// log(x) for the finite x >= 1 the kernels need (log of sum exp(z - max)). On the host: Cephes' logf
+// polynomial on the mantissa (relative error ~1e-7), inline so the per-pixel stage does not call libm;
+// on the device: logf.
+FSA_HD float fsa_log(float x) {
+#if defined(__CUDA_ARCH__)
+  return logf(x);
+#else
+  int32_t bits;
+  __builtin_memcpy(&bits, &x, sizeof bits);
+  int32_t e = ((bits >> 23) & 0xff) - 127;
+  const int32_t mbits = (bits & 0x007fffff) | 0x3f800000;  // mantissa in [1, 2)
+  float m;
+  __builtin_memcpy(&m, &mbits, sizeof m);
+  if (m > 1.41421356f) {
+    m *= 0.5f;
+    e += 1;
+  }
+  const float f = m - 1.0f, z = f * f;
+  float y = 7.0376836292e-2f;
+  y = y * f - 1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f - 1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f - 1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f - 2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  y = f * z * y;
+  const float fe = static_cast<float>(e);
+  y += fe * -2.12194440e-4f;
+  y += -0.5f * z;
+  return f + y + fe * 0.693359375f;
+#endif
+}
+
 FSA_HD bool needs_top2(int64_t f) { return f & FLAG_UNC_MARGIN; }
 FSA_HD bool needs_min(int64_t f) { return f & FLAG_UNC_MAXMIN; }
 FSA_HD bool needs_prediction(int64_t f) { return f & (FLAG_SEGPGD | FLAG_REGIONS | FLAG_ZERO_OUT); }
@@ -88,7 +123,7 @@ FSA_HD PixelTerms pixel_terms(const PixelReductions& r, bool valid, int y, uint8
     t.alpha = t.beta = t.g_y = t.g_a = t.g_b = 0.f;
     return t;
   }
-  const float logS = logf(r.S);
+  const float logS = fsa_log(r.S);
   const float ce = (r.m + logS) - r.zy;  // logsumexp - z_y
   const float p1 = 1.f / r.S;            // top probability
   float w = 1.f;
