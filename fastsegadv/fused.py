@@ -60,11 +60,11 @@ class FusedWeightedCrossEntropy(torch.autograd.Function):
     """``(logits [B,C,H,W], labels [B,H,W], region_state uint8 [B,H,W] or empty, ...) -> (loss, stats [B, 6])``."""
 
     @staticmethod
-    def forward(ctx, logits, labels, region_state, params, flags, ignore_index, reduction, backend):
+    def forward(ctx, logits, labels, region_state, params, flags, ignore_index, reduction, backend, with_grad):
         fwd, _ = _kernels(backend)
         # The CPU kernel also returns d(sum of per-pixel losses)/dz (fp32) from the same pass; the backward
         # then only scales it in place. Other kernels return an empty tensor and recompute in backward.
-        with_grad = bool(ctx.needs_input_grad[0])
+        # with_grad comes from the caller: inside forward, grad mode is always off.
         pre_scale = 1.0
         if with_grad and reduction == "mean" and logits.device.type == "cpu":
             # 1/N_v applied in the forward pass (reading a CPU scalar costs no device sync)
@@ -106,7 +106,7 @@ class FusedWeightedCrossEntropy(torch.autograd.Function):
         else:
             _, bwd = _kernels(backend)
             grad = bwd(scale, logits, labels, state, params, flags, ignore_index)
-        return grad, None, None, None, None, None, None, None
+        return grad, None, None, None, None, None, None, None, None
 
 
 def reference_stats(logits, labels, per_pixel, region_state, ignore_index) -> torch.Tensor:
@@ -157,6 +157,7 @@ def weighted_cross_entropy(
         return out, reference_stats(logits, labels, per_pixel, region_state if weighting.regions else None, ignore_index)
     flags, params = encode(weighting, step, steps, update_region_state)
     state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
+    with_grad = torch.is_grad_enabled() and logits.requires_grad
     out, stats = FusedWeightedCrossEntropy.apply(logits, labels.long(), state, params, flags, ignore_index,
-                                                 reduction, name)
+                                                 reduction, name, with_grad)
     return (out, stats) if return_stats else out

@@ -136,7 +136,8 @@ def test_unit_and_non_unit_upstream_gradients(reduction):
 def test_no_grad_forward():
     z, y, state = make_case(2, 19, 8, 9, seed=11)
     with torch.no_grad():
-        a = L.weighted_cross_entropy(z, y, weighting=MODES["entropy"], backend="cpp")
+        a = L.weighted_cross_entropy(z.requires_grad_(True), y, weighting=MODES["entropy"], backend="cpp")
+    assert not a.requires_grad
     b = L.weighted_cross_entropy(z, y, weighting=MODES["entropy"], backend="reference")
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
