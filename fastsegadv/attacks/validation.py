@@ -6,6 +6,8 @@ import math
 import torch
 import torch.nn as nn
 
+from ..losses.pixelwise import check_labels_like
+
 
 def check_attack_inputs(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float, alpha: float, steps: int
@@ -16,15 +18,7 @@ def check_attack_inputs(
         raise ValueError(f"images must be a [B, 3, H, W] tensor, got shape {tuple(getattr(images, 'shape', ()))}")
     if not images.is_floating_point():
         raise TypeError(f"images must be floating point in [0, 1], got {images.dtype}")
-    if not isinstance(labels, torch.Tensor) or labels.dim() != 3:
-        raise ValueError(f"labels must be a [B, H, W] tensor, got shape {tuple(getattr(labels, 'shape', ()))}")
-    if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
-        raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
-    b, _, h, w = images.shape
-    if tuple(labels.shape) != (b, h, w):
-        raise ValueError(f"labels shape {tuple(labels.shape)} does not match images [B, H, W] = {(b, h, w)}")
-    if labels.device != images.device:
-        raise ValueError(f"labels are on {labels.device} but images on {images.device}")
+    check_labels_like(labels, images, "images")
     p = next(iter(model.parameters()), None)
     if p is not None and p.device != images.device:
         raise ValueError(f"model is on {p.device} but images are on {images.device}")

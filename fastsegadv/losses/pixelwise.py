@@ -45,21 +45,28 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
+def check_labels_like(labels: torch.Tensor, other: torch.Tensor, name: str) -> None:
+    """labels must be an integer ``[B, H, W]`` tensor matching ``other [B, *, H, W]`` (called ``name``) in
+    batch, size and device."""
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 3:
+        raise ValueError(f"labels must be a [B, H, W] tensor, got shape {tuple(getattr(labels, 'shape', ()))}")
+    if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
+        raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
+    b, _, h, w = other.shape
+    if tuple(labels.shape) != (b, h, w):
+        raise ValueError(f"labels shape {tuple(labels.shape)} does not match {name} [B, H, W] = {(b, h, w)}")
+    if labels.device != other.device:
+        raise ValueError(f"labels are on {labels.device} but {name} on {other.device}")
+
+
 def check_logits_labels(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> None:
     """Clear errors for the usual mistakes (shapes, dtypes, devices, labels out of range)."""
     if not isinstance(logits, torch.Tensor) or logits.dim() != 4:
         raise ValueError(f"logits must be a [B, C, H, W] tensor, got shape {tuple(getattr(logits, 'shape', ()))}")
     if not logits.is_floating_point():
         raise TypeError(f"logits must be floating point, got {logits.dtype}")
-    if not isinstance(labels, torch.Tensor) or labels.dim() != 3:
-        raise ValueError(f"labels must be a [B, H, W] tensor, got shape {tuple(getattr(labels, 'shape', ()))}")
-    if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
-        raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
-    if labels.device != logits.device:
-        raise ValueError(f"labels are on {labels.device} but logits on {logits.device}")
-    b, c, h, w = logits.shape
-    if tuple(labels.shape) != (b, h, w):
-        raise ValueError(f"labels shape {tuple(labels.shape)} does not match logits [B, H, W] = {(b, h, w)}")
+    check_labels_like(labels, logits, "logits")
+    c = logits.shape[1]
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
     if bool(bad.any()):
         found = labels[bad][0].item()
