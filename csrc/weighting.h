@@ -109,6 +109,9 @@ FSA_HD float fsa_log(float x) {
 
 FSA_HD bool needs_top2(int64_t f) { return f & FLAG_UNC_MARGIN; }
 FSA_HD bool needs_min(int64_t f) { return f & FLAG_UNC_MAXMIN; }
+FSA_HD bool has_weight_grad(int64_t f) {
+  return (f & (FLAG_UNC_MARGIN | FLAG_UNC_MAXMIN | FLAG_UNC_MEANMARGIN | FLAG_UNC_ENTROPY)) && !(f & FLAG_UNC_DETACH);
+}
 FSA_HD bool needs_prediction(int64_t f) { return f & (FLAG_SEGPGD | FLAG_REGIONS | FLAG_ZERO_OUT); }
 
 // valid: label != ignore_index. y: the label (only read when valid). state: current region state.

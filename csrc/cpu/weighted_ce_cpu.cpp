@@ -236,8 +236,10 @@ struct GradScratch {
   }
 
   // out: the gradient tensor's data (same strides as the logits), image b, pixels p0 .. p0 + n
+  // weight_grad: the weight itself has a gradient (non-detached uncertainty), else beta = g_a = g_b = 0
   template <typename out_t>
-  void write(const BlockReductions& r, const Geometry& g, int64_t n, out_t* out, int64_t b, int64_t p0) {
+  void write(const BlockReductions& r, const Geometry& g, int64_t n, out_t* out, int64_t b, int64_t p0,
+             bool weight_grad) {
     const float *__restrict__ m = r.m.data(), *__restrict__ ea = invS.data(), *__restrict__ al = alpha.data();
     const float *__restrict__ be = beta.data(), *__restrict__ vy = gy.data(), *__restrict__ va = ga.data();
     const float *__restrict__ vb = gb.data();
@@ -247,10 +249,14 @@ struct GradScratch {
       const float* __restrict__ erow = r.e.data() + c * g.P;
       float* __restrict__ gv = gbuf.data() + c * g.P;
       const int32_t cc = static_cast<int32_t>(c);
-      // unconditional loads and 0/1 products (no selects around loads): the loop vectorises
-      for (int64_t j = 0; j < n; ++j) {
-        gv[j] = ea[j] * erow[j] * (al[j] + be[j] * (row[j] - m[j])) + vy[j] * static_cast<float>(iy[j] == cc) +
-                va[j] * static_cast<float>(iaa[j] == cc) + vb[j] * static_cast<float>(ibb[j] == cc);
+      // unconditional loads and 0/1 products (no selects around loads): the loops vectorise
+      if (weight_grad) {  // a non-detached uncertainty weight adds beta (z - m) and the a / b terms
+        for (int64_t j = 0; j < n; ++j) {
+          gv[j] = ea[j] * erow[j] * (al[j] + be[j] * (row[j] - m[j])) + vy[j] * static_cast<float>(iy[j] == cc) +
+                  va[j] * static_cast<float>(iaa[j] == cc) + vb[j] * static_cast<float>(ibb[j] == cc);
+        }
+      } else {
+        for (int64_t j = 0; j < n; ++j) gv[j] = ea[j] * erow[j] * al[j] + vy[j] * static_cast<float>(iy[j] == cc);
       }
       if (g.sp == 1) {
         out_t* __restrict__ dst = out + b * g.sb + c * g.sc + p0;
@@ -311,7 +317,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
           acc[STAT_CORRECT] += t.correct;
           if (st && valid) acc[STAT_TRUE + t.state] += 1;
         }
-        if (grad_ptr) gs.write(r, g, n, grad_ptr, b, p0);
+        if (grad_ptr) gs.write(r, g, n, grad_ptr, b, p0, has_weight_grad(flags));
         double* out = part + task * NUM_STATS;
         for (int k = 0; k < NUM_STATS; ++k) out[k] = acc[k];
       }
@@ -355,7 +361,7 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
           const PixelTerms t = pixel_terms(pixel(r, j), valid, r.y[j], s, static_cast<int>(g.C), flags, params);
           gs.set(j, t, r, valid, scalar_scale ? gsc[0] : gsc[i]);
         }
-        gs.write(r, g, n, out, b, p0);
+        gs.write(r, g, n, out, b, p0, has_weight_grad(flags));
       }
     });
   });
