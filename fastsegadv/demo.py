@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .attacks import cospgd, pgd, rp_pgd, segpgd, uncertainty_pgd
 from .data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
-from .metrics import ConfusionMatrix
+from .metrics import ConfusionMatrix, dataset_miou
 from .models import SHIPPED, checkpoint_path, load_pretrained
 
 DEMO_ATTACKS = {
@@ -28,11 +28,9 @@ DEMO_ATTACKS = {
 
 
 def miou_of(model, images, labels, *, batch_size: int) -> float:
-    cm = ConfusionMatrix(NUM_CLASSES, ignore_index=IGNORE_INDEX)
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            cm.update(model(images[i:i + batch_size]).argmax(1), labels[i:i + batch_size])
-    return cm.miou()
+    """Clean mIoU on the built-in data (11 classes, ignore 255)."""
+    return dataset_miou(model, images, labels, num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX,
+                        batch_size=batch_size)
 
 
 def attacked_miou(attack, *, model, images, labels, steps: int, eps: float, seed: int, batch_size: int) -> float:

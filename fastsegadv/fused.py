@@ -89,12 +89,6 @@ class FusedWeightedCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_out, _grad_stats):
         logits, labels, state, n_valid = ctx.saved_tensors
         params, flags, ignore_index, reduction, backend = ctx.args
-        if reduction == "mean":
-            scale = (grad_out.float() / n_valid.clamp_min(1).float()).reshape(())
-        elif reduction == "sum":
-            scale = grad_out.float().reshape(())
-        else:
-            scale = grad_out.float()
         buffer = ctx.grad_buffer
         if buffer is not None:  # the forward's gradient (CPU), already divided by N_v for a mean
             ctx.grad_buffer = None  # used once; a second backward (retain_graph) recomputes
@@ -103,7 +97,13 @@ class FusedWeightedCrossEntropy(torch.autograd.Function):
             elif float(grad_out) != 1.0:  # a CPU scalar: no device sync
                 buffer.mul_(grad_out.float())
             grad = buffer if buffer.dtype == logits.dtype else buffer.to(logits.dtype)
-        else:
+        else:  # recompute with the upstream gradient folded in: g/N_v (mean), g (sum), g per pixel (none)
+            if reduction == "mean":
+                scale = (grad_out.float() / n_valid.clamp_min(1).float()).reshape(())
+            elif reduction == "sum":
+                scale = grad_out.float().reshape(())
+            else:
+                scale = grad_out.float()
             _, bwd = _kernels(backend)
             grad = bwd(scale, logits, labels, state, params, flags, ignore_index)
         return grad, None, None, None, None, None, None, None, None

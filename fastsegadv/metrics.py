@@ -60,6 +60,16 @@ class ConfusionMatrix:
         return 1.0 - self.pixel_accuracy()
 
 
+@torch.no_grad()
+def dataset_miou(model, images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, ignore_index: int = 255,
+                 batch_size: int = 64) -> float:
+    """mIoU of ``model``'s argmax predictions over ``images [N, 3, H, W]`` / ``labels [N, H, W]``, in batches."""
+    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+    for i in range(0, len(images), batch_size):
+        cm.update(model(images[i:i + batch_size]).argmax(1), labels[i:i + batch_size])
+    return cm.miou()
+
+
 def confusion_matrix(prediction, labels, num_classes: int, *, ignore_index: int = 255) -> ConfusionMatrix:
     return ConfusionMatrix(num_classes, ignore_index=ignore_index, device=labels.device).update(prediction, labels)
 

@@ -18,17 +18,14 @@ from tqdm import tqdm
 
 from .attacks import pgd
 from .data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
-from .metrics import ConfusionMatrix
+from .metrics import dataset_miou
 from .models import TinyDeepLab, checkpoint_path
 
 
-@torch.no_grad()
 def evaluate_clean(model, images, labels, *, batch_size: int = 64) -> float:
     model.eval()
-    cm = ConfusionMatrix(NUM_CLASSES, ignore_index=IGNORE_INDEX)
-    for i in range(0, len(images), batch_size):
-        cm.update(model(images[i:i + batch_size]).argmax(1), labels[i:i + batch_size])
-    return cm.miou()
+    return dataset_miou(model, images, labels, num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX,
+                        batch_size=batch_size)
 
 
 def train(

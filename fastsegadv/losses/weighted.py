@@ -21,7 +21,8 @@ from .pixelwise import (
     reduce_pixels,
     valid_mask,
 )
-from .regions import region_weight, update_region_state
+from .regions import region_weight
+from .regions import update_region_state as _update_state  # the keyword argument shadows the name
 from .segpgd import SCHEDULES, segpgd_lambda, segpgd_weight
 from .uncertainty import MEASURES, uncertainty_weight
 from .zero_out import zero_out_weight
@@ -145,7 +146,7 @@ def weighted_ce_per_pixel(
         w = times(segpgd_weight(correct, lam))
     if weighting.regions:
         if update_region_state:
-            update_region_state_(region_state, correct, valid)
+            _update_state(region_state, correct, valid)
         w = times(region_weight(region_state, step, steps))
     if weighting.cospgd is not None:
         w = times(cospgd_weight(z, safe, activation=weighting.cospgd, targeted=weighting.cospgd_targeted))
@@ -159,5 +160,3 @@ def weighted_ce_per_pixel(
     per_pixel = torch.where(valid, per_pixel, torch.zeros_like(per_pixel))
     return per_pixel, valid
 
-
-update_region_state_ = update_region_state  # the keyword argument shadows the function
