@@ -21,7 +21,7 @@ def extensions():
 
     # -ffinite-math-only -fno-trapping-math let GCC vectorise the exp/min/max loops (csrc/cpu/fast_math.h);
     # the kernels never rely on NaN/inf semantics (the reference defines behaviour on finite logits).
-    cxx = ["-O3", "-fopenmp", "-std=c++17", "-ffinite-math-only", "-fno-trapping-math"]
+    cxx = ["-O3", "-fopenmp", "-std=c++17", "-ffinite-math-only", "-fno-trapping-math", "-fno-math-errno"]
     if os.environ.get("FASTSEGADV_PORTABLE") != "1":
         cxx.append("-march=native")
     sources = ["csrc/ops.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))

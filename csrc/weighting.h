@@ -12,10 +12,12 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cpu/fast_math.h"  // host-side vexp (fsa_exp below)
+
 #if defined(__CUDACC__)
 #define FSA_HD __host__ __device__ __forceinline__
 #else
-#define FSA_HD inline
+#define FSA_HD inline __attribute__((always_inline))  // inlined into the vectorised pixel loop
 #endif
 
 namespace fastsegadv {
@@ -79,16 +81,12 @@ FSA_HD float fsa_log(float x) {
 #if defined(__CUDA_ARCH__)
   return logf(x);
 #else
-  int32_t bits;
-  __builtin_memcpy(&bits, &x, sizeof bits);
-  int32_t e = ((bits >> 23) & 0xff) - 127;
+  const int32_t bits = __builtin_bit_cast(int32_t, x);
   const int32_t mbits = (bits & 0x007fffff) | 0x3f800000;  // mantissa in [1, 2)
-  float m;
-  __builtin_memcpy(&m, &mbits, sizeof m);
-  if (m > 1.41421356f) {
-    m *= 0.5f;
-    e += 1;
-  }
+  const float m1 = __builtin_bit_cast(float, mbits);
+  const bool high = m1 > 1.41421356f;  // fold the mantissa into [sqrt(1/2), sqrt(2))
+  const float m = high ? 0.5f * m1 : m1;
+  const int32_t e = ((bits >> 23) & 0xff) - 127 + static_cast<int32_t>(high);
   const float f = m - 1.0f, z = f * f;
   float y = 7.0376836292e-2f;
   y = y * f - 1.1514610310e-1f;
@@ -114,46 +112,71 @@ FSA_HD bool has_weight_grad(int64_t f) {
 }
 FSA_HD bool needs_prediction(int64_t f) { return f & (FLAG_SEGPGD | FLAG_REGIONS | FLAG_ZERO_OUT); }
 
+// exp for the per-pixel stage: on the host the vectorisable polynomial of cpu/fast_math.h, on the device
+// expf.
+FSA_HD float fsa_exp(float x) {
+#if defined(__CUDA_ARCH__)
+  return expf(x);
+#else
+  return vexp(x);
+#endif
+}
+
 // valid: label != ignore_index. y: the label (only read when valid). state: current region state.
+// Branch-free in the pixel (selects, no early return, no libm calls on the host) so that the CPU kernel's
+// loop over a block's pixels vectorises; the flag tests are the same for every pixel.
 FSA_HD PixelTerms pixel_terms(const PixelReductions& r, bool valid, int y, uint8_t state, int C, int64_t flags,
                               const float* params) {
   PixelTerms t;
-  t.state = state;
-  t.correct = valid && r.a == y;
+  // bitwise, no negation of `correct`: a short-circuit or a re-tested flag becomes a branch that GCC's
+  // vectoriser rejects
+  t.correct = valid & (r.a == y);
+  const bool wrong = valid & (r.a != y);
   t.b = -1;
-  if (!valid) {
-    t.loss = 0.f;
-    t.alpha = t.beta = t.g_y = t.g_a = t.g_b = 0.f;
-    return t;
-  }
   const float logS = fsa_log(r.S);
   const float ce = (r.m + logS) - r.zy;  // logsumexp - z_y
   const float p1 = 1.f / r.S;            // top probability
-  float w = 1.f;
-  if (flags & FLAG_SEGPGD) w *= t.correct ? params[P_W_CORRECT] : params[P_W_WRONG];
-  if (flags & FLAG_REGIONS) {
-    if ((flags & FLAG_UPDATE_STATE) && state == REGION_TRUE && !t.correct) t.state = REGION_BOUNDARY;
-    w *= params[P_LAMBDA_T + t.state];
+  float w = valid ? 1.f : 0.f;
+  // parameters read unconditionally: a load from a data-dependent address would be a gather
+  const float w_correct = params[P_W_CORRECT], w_wrong = params[P_W_WRONG];
+  const float lam_t = params[P_LAMBDA_T], lam_b = params[P_LAMBDA_T + 1], lam_f = params[P_LAMBDA_T + 2];
+  const float tau = params[P_TAU];
+  if (flags & FLAG_SEGPGD) {  // a 0/1 blend (exact): GCC turns the select back into a table load
+    const float c = t.correct ? 1.f : 0.f;
+    w *= c * w_correct + (1.f - c) * w_wrong;
   }
-  if (flags & (FLAG_COS_SOFTMAX | FLAG_COS_SIGMOID)) {
-    float cosv = (flags & FLAG_COS_SOFTMAX) ? expf(r.zy - r.m) / fmaxf(sqrtf(r.S2), 1e-30f)
-                                            : r.sig_y / fmaxf(sqrtf(r.Q2), 1e-12f);
+  t.state = state;
+  if (flags & FLAG_REGIONS) {
+    const bool to_boundary = wrong & (state == REGION_TRUE);
+    t.state = ((flags & FLAG_UPDATE_STATE) && to_boundary) ? static_cast<uint8_t>(REGION_BOUNDARY) : state;
+    const float in_t = t.state == REGION_TRUE ? 1.f : 0.f, in_b = t.state == REGION_BOUNDARY ? 1.f : 0.f;
+    const float in_f = t.state == REGION_FALSE ? 1.f : 0.f;
+    w *= in_t * lam_t + in_b * lam_b + in_f * lam_f;  // a 0/1 blend, exact
+  }
+  if (flags & FLAG_COS_SOFTMAX) {
+    const float cosv = fsa_exp(r.zy - r.m) / fmaxf(sqrtf(r.S2), 1e-30f);
+    w *= (flags & FLAG_COS_TARGETED) ? 1.f - cosv : cosv;
+  } else if (flags & FLAG_COS_SIGMOID) {
+    const float cosv = r.sig_y / fmaxf(sqrtf(r.Q2), 1e-12f);
     w *= (flags & FLAG_COS_TARGETED) ? 1.f - cosv : cosv;
   }
-  if ((flags & FLAG_ZERO_OUT) && !t.correct && p1 >= params[P_TAU]) w = 0.f;
+  if (flags & FLAG_ZERO_OUT) {  // via int: GCC turns a select between 0/1 constants into a table load
+    const int32_t keep = 1 - static_cast<int32_t>(wrong & (p1 >= tau));
+    w *= static_cast<float>(keep);
+  }
   // uncertainty exp(U) and, unless detached, its derivative dU/dz_c
   float U = 0.f, dA = 0.f, dB = 0.f, dGa = 0.f, dGb = 0.f;
   const bool unc = flags & (FLAG_UNC_MARGIN | FLAG_UNC_MAXMIN | FLAG_UNC_MEANMARGIN | FLAG_UNC_ENTROPY);
   if (flags & FLAG_UNC_ENTROPY) {
     const float H = logS - r.Sz / r.S;
-    const float inv_logC = 1.f / logf((float)C);
+    const float inv_logC = 1.f / fsa_log((float)C);
     U = H * inv_logC;
     // dU/dz_c = -p_c (log p_c + H) / log C,  log p_c = (z_c - m) - log S
     dA = -(H - logS) * inv_logC;
     dB = -inv_logC;
   } else if (flags & (FLAG_UNC_MARGIN | FLAG_UNC_MAXMIN)) {
     const bool margin = flags & FLAG_UNC_MARGIN;
-    const float p2 = expf((margin ? r.m2 : r.mn) - r.m) * p1;
+    const float p2 = fsa_exp((margin ? r.m2 : r.mn) - r.m) * p1;
     U = 1.f - (p1 - p2);
     // dU/dz_c = -[p1 (d_ac - p_c) - p2 (d_bc - p_c)]
     dA = p1 - p2;
@@ -166,15 +189,15 @@ FSA_HD PixelTerms pixel_terms(const PixelReductions& r, bool valid, int y, uint8
     dA = k * p1;  // dU/dz_c = -k p1 (d_ac - p_c)
     dGa = -k * p1;
   }
-  if (unc) w *= expf(U);
-  t.loss = w * ce;
+  if (unc) w *= fsa_exp(U);
+  t.loss = w * ce;  // w = 0 on ignored pixels (and ce finite there: z_y reads as 0)
   t.alpha = w;
   t.beta = 0.f;
   t.g_y = -w;
   t.g_a = 0.f;
   t.g_b = 0.f;
   if (unc && !(flags & FLAG_UNC_DETACH)) {
-    const float k = w * ce;  // d(exp U)/dz = exp(U) dU/dz; the other factors are constants
+    const float k = t.loss;  // d(exp U)/dz = exp(U) dU/dz; the other factors are constants
     t.alpha += k * dA;
     t.beta = k * dB;
     t.g_a = k * dGa;

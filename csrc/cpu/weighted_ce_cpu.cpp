@@ -178,23 +178,6 @@ void reduce_block(const scalar_t* z, const int64_t* labels, const Geometry& g, i
   }
 }
 
-PixelReductions pixel(const BlockReductions& r, int64_t j) {
-  PixelReductions p;
-  p.m = r.m[j];
-  p.a = r.a[j];
-  p.m2 = r.m2[j];
-  p.b2 = r.b2[j];
-  p.mn = r.mn[j];
-  p.bn = r.bn[j];
-  p.S = r.S[j];
-  p.Sz = r.Sz[j];
-  p.S2 = r.S2[j];
-  p.Q2 = r.Q2[j];
-  p.sig_y = r.sig_y[j];
-  p.zy = r.zy[j];
-  return p;
-}
-
 void check_inputs(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& state, int64_t flags,
                   at::ArrayRef<double> params) {
   TORCH_CHECK(logits.dim() == 4, "logits must be [B, C, H, W]");
@@ -216,23 +199,109 @@ at::Tensor pixel_layout(const at::Tensor& logits) {
   return logits.contiguous();
 }
 
-// Per-pixel gradient coefficients of one block and the sweep that writes dL/dz for it.
-struct GradScratch {
-  std::vector<float> alpha, beta, gy, ga, gb, invS, gbuf;
-  std::vector<int32_t> ia, ib;
-  GradScratch(int64_t C, int64_t P)
-      : alpha(P), beta(P), gy(P), ga(P), gb(P), invS(P), gbuf(C * P), ia(P), ib(P) {}
+// The per-pixel stage of one block (weights, loss, new region state and the gradient coefficients of
+// weighting.h), vectorised across the block's pixels, and the sweep that writes dL/dz for it.
+struct PixelStage {
+  std::vector<float> loss, alpha, beta, gy, ga, gb, invS, k, gbuf;
+  std::vector<int32_t> ib;
+  std::vector<uint8_t> state_in, state, correct;
+  PixelStage(int64_t C, int64_t P, bool with_grad)
+      : loss(P), alpha(P), beta(P), gy(P), ga(P), gb(P), invS(P), k(P, 1.f), gbuf(with_grad ? C * P : 0), ib(P),
+        state_in(P, REGION_TRUE), state(P), correct(P) {}
 
-  // k: the upstream gradient of this pixel's loss (1 in the forward, scale in the backward)
-  void set(int64_t j, const PixelTerms& t, const BlockReductions& r, bool valid, float k) {
-    invS[j] = valid ? k / r.S[j] : 0.f;  // k * p_c = invS * e_c
-    alpha[j] = t.alpha;
-    beta[j] = t.beta;
-    gy[j] = k * t.g_y;
-    ga[j] = k * t.g_a;
-    gb[j] = k * t.g_b;
-    ia[j] = r.a[j];
-    ib[j] = t.b;
+  // state_in and k (the upstream gradient of each pixel's loss) are filled by the caller. FLAGS: the
+  // flags as a compile-time constant (the flag tests fold away and the loop vectorises), or -1 for the
+  // generic loop that reads them at run time.
+  template <int64_t FLAGS>
+  void compute_with(const BlockReductions& r, int64_t n, int C, int64_t run_flags, const float* params_in) {
+    const int64_t flags = FLAGS >= 0 ? FLAGS : run_flags;
+    float params[NUM_PARAMS];
+    for (int q = 0; q < NUM_PARAMS; ++q) params[q] = params_in[q];
+    const uint8_t* __restrict__ sin = state_in.data();
+    const float* __restrict__ kk = k.data();
+    const float *__restrict__ m = r.m.data(), *__restrict__ m2 = r.m2.data(), *__restrict__ mn = r.mn.data();
+    const float *__restrict__ S = r.S.data(), *__restrict__ Sz = r.Sz.data(), *__restrict__ S2 = r.S2.data();
+    const float *__restrict__ Q2 = r.Q2.data(), *__restrict__ sig_y = r.sig_y.data(), *__restrict__ zy = r.zy.data();
+    const int32_t *__restrict__ a = r.a.data(), *__restrict__ b2 = r.b2.data(), *__restrict__ bn = r.bn.data();
+    const int32_t* __restrict__ y = r.y.data();
+    float *__restrict__ o_loss = loss.data(), *__restrict__ o_alpha = alpha.data(), *__restrict__ o_beta = beta.data();
+    float *__restrict__ o_gy = gy.data(), *__restrict__ o_ga = ga.data(), *__restrict__ o_gb = gb.data();
+    float* __restrict__ o_invS = invS.data();
+    int32_t* __restrict__ o_b = ib.data();
+    uint8_t *__restrict__ o_state = state.data(), *__restrict__ o_correct = correct.data();
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+      PixelReductions p;
+      p.m = m[j];
+      p.a = a[j];
+      p.m2 = m2[j];
+      p.b2 = b2[j];
+      p.mn = mn[j];
+      p.bn = bn[j];
+      p.S = S[j];
+      p.Sz = Sz[j];
+      p.S2 = S2[j];
+      p.Q2 = Q2[j];
+      p.sig_y = sig_y[j];
+      p.zy = zy[j];
+      const bool valid = y[j] >= 0;
+      const PixelTerms t = pixel_terms(p, valid, y[j], sin[j], C, flags, params);
+      const float kj = kk[j];
+      o_loss[j] = t.loss;
+      o_state[j] = t.state;
+      o_correct[j] = t.correct;
+      o_invS[j] = kj / S[j];  // k * p_c = invS * e_c; alpha = g_y = 0 on ignored pixels
+      o_alpha[j] = t.alpha;
+      o_beta[j] = t.beta;
+      o_gy[j] = kj * t.g_y;
+      o_ga[j] = kj * t.g_a;
+      o_gb[j] = kj * t.g_b;
+      o_b[j] = t.b;
+    }
+  }
+
+  // The weightings the attacks use get a specialised loop; products and the rarer modes the generic one.
+  void compute(const BlockReductions& r, int64_t n, int C, int64_t flags, const float* params) {
+    constexpr int64_t REG = FLAG_REGIONS, UPD = FLAG_UPDATE_STATE, COS = FLAG_COS_SOFTMAX, ENT = FLAG_UNC_ENTROPY;
+    constexpr int64_t MAR = FLAG_UNC_MARGIN, DET = FLAG_UNC_DETACH;
+    switch (flags) {
+      case 0: return compute_with<0>(r, n, C, flags, params);
+      case FLAG_SEGPGD: return compute_with<FLAG_SEGPGD>(r, n, C, flags, params);
+      case REG: return compute_with<REG>(r, n, C, flags, params);
+      case REG | UPD: return compute_with<REG | UPD>(r, n, C, flags, params);
+      case COS: return compute_with<COS>(r, n, C, flags, params);
+      case COS | FLAG_COS_TARGETED: return compute_with<COS | FLAG_COS_TARGETED>(r, n, C, flags, params);
+      case ENT: return compute_with<ENT>(r, n, C, flags, params);
+      case ENT | DET: return compute_with<ENT | DET>(r, n, C, flags, params);
+      case MAR: return compute_with<MAR>(r, n, C, flags, params);
+      case MAR | DET: return compute_with<MAR | DET>(r, n, C, flags, params);
+      case FLAG_ZERO_OUT: return compute_with<FLAG_ZERO_OUT>(r, n, C, flags, params);
+      default: return compute_with<-1>(r, n, C, flags, params);
+    }
+  }
+
+  // acc[NUM_STATS] of this block, summed in a fixed order
+  void statistics(const BlockReductions& r, int64_t n, bool regions, double* acc) const {
+    double lsum[4] = {0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4)
+      for (int q = 0; q < 4; ++q) lsum[q] += loss[j + q];
+    for (; j < n; ++j) lsum[0] += loss[j];
+    int32_t nv = 0, nc = 0, nt = 0, nb = 0, nf = 0;
+    for (j = 0; j < n; ++j) {
+      const int32_t v = r.y[j] >= 0;
+      nv += v;
+      nc += correct[j];
+      nt += v & (state[j] == REGION_TRUE);
+      nb += v & (state[j] == REGION_BOUNDARY);
+      nf += v & (state[j] == REGION_FALSE);
+    }
+    acc[STAT_LOSS] = (lsum[0] + lsum[1]) + (lsum[2] + lsum[3]);
+    acc[STAT_VALID] = nv;
+    acc[STAT_CORRECT] = nc;
+    acc[STAT_TRUE] = regions ? nt : 0;
+    acc[STAT_BOUNDARY] = regions ? nb : 0;
+    acc[STAT_FALSE] = regions ? nf : 0;
   }
 
   // out: the gradient tensor's data (same strides as the logits), image b, pixels p0 .. p0 + n
@@ -243,7 +312,7 @@ struct GradScratch {
     const float *__restrict__ m = r.m.data(), *__restrict__ ea = invS.data(), *__restrict__ al = alpha.data();
     const float *__restrict__ be = beta.data(), *__restrict__ vy = gy.data(), *__restrict__ va = ga.data();
     const float *__restrict__ vb = gb.data();
-    const int32_t *__restrict__ iy = r.y.data(), *__restrict__ iaa = ia.data(), *__restrict__ ibb = ib.data();
+    const int32_t *__restrict__ iy = r.y.data(), *__restrict__ iaa = r.a.data(), *__restrict__ ibb = ib.data();
     for (int64_t c = 0; c < g.C; ++c) {
       const float* __restrict__ row = r.buf.data() + c * g.P;
       const float* __restrict__ erow = r.e.data() + c * g.P;
@@ -299,27 +368,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
     const scalar_t* z = logits.data_ptr<scalar_t>();
     at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
       BlockReductions r(g.C, g.P);
-      GradScratch gs(with_grad ? g.C : 0, with_grad ? g.P : 0);
+      PixelStage ps(g.C, g.P, with_grad);
+      std::fill(ps.k.begin(), ps.k.end(), k_fwd);
+      const bool update = st && (flags & FLAG_UPDATE_STATE);
       for (int64_t task = begin; task < end; ++task) {
         const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
+        const int64_t i0 = b * g.HW + p0;
         reduce_block(z + b * g.sb, lab + b * g.HW, g, p0, n, flags, ignore_index, r);
-        double acc[NUM_STATS] = {0, 0, 0, 0, 0, 0};
-        for (int64_t j = 0; j < n; ++j) {
-          const int64_t i = b * g.HW + p0 + j;
-          const bool valid = r.y[j] >= 0;
-          const uint8_t s = st ? st[i] : REGION_TRUE;
-          const PixelTerms t = pixel_terms(pixel(r, j), valid, r.y[j], s, static_cast<int>(g.C), flags, params);
-          if (st) st[i] = t.state;
-          if (loss_ptr) loss_ptr[i] = t.loss;
-          if (grad_ptr) gs.set(j, t, r, valid, k_fwd);
-          acc[STAT_LOSS] += t.loss;
-          acc[STAT_VALID] += valid;
-          acc[STAT_CORRECT] += t.correct;
-          if (st && valid) acc[STAT_TRUE + t.state] += 1;
-        }
-        if (grad_ptr) gs.write(r, g, n, grad_ptr, b, p0, has_weight_grad(flags));
-        double* out = part + task * NUM_STATS;
-        for (int k = 0; k < NUM_STATS; ++k) out[k] = acc[k];
+        if (st) std::copy(st + i0, st + i0 + n, ps.state_in.begin());
+        ps.compute(r, n, static_cast<int>(g.C), flags, params);
+        if (update) std::copy(ps.state.begin(), ps.state.begin() + n, st + i0);
+        if (loss_ptr) std::copy(ps.loss.begin(), ps.loss.begin() + n, loss_ptr + i0);
+        ps.statistics(r, n, st != nullptr, part + task * NUM_STATS);
+        if (grad_ptr) ps.write(r, g, n, grad_ptr, b, p0, has_weight_grad(flags));
       }
     });
   });
@@ -350,18 +411,18 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
     scalar_t* out = grad.data_ptr<scalar_t>();
     at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
       BlockReductions r(g.C, g.P);
-      GradScratch gs(g.C, g.P);
+      PixelStage ps(g.C, g.P, true);
       for (int64_t task = begin; task < end; ++task) {
         const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
+        const int64_t i0 = b * g.HW + p0;
         reduce_block(z + b * g.sb, lab + b * g.HW, g, p0, n, flags, ignore_index, r);
-        for (int64_t j = 0; j < n; ++j) {
-          const int64_t i = b * g.HW + p0 + j;
-          const bool valid = r.y[j] >= 0;
-          const uint8_t s = st ? st[i] : REGION_TRUE;
-          const PixelTerms t = pixel_terms(pixel(r, j), valid, r.y[j], s, static_cast<int>(g.C), flags, params);
-          gs.set(j, t, r, valid, scalar_scale ? gsc[0] : gsc[i]);
-        }
-        gs.write(r, g, n, out, b, p0, has_weight_grad(flags));
+        if (st) std::copy(st + i0, st + i0 + n, ps.state_in.begin());
+        if (scalar_scale)
+          std::fill(ps.k.begin(), ps.k.begin() + n, gsc[0]);
+        else
+          std::copy(gsc + i0, gsc + i0 + n, ps.k.begin());
+        ps.compute(r, n, static_cast<int>(g.C), flags, params);
+        ps.write(r, g, n, out, b, p0, has_weight_grad(flags));
       }
     });
   });
