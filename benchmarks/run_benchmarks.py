@@ -40,7 +40,13 @@ def summarise(raw: dict) -> list[dict]:
         med[(info["shape"], info.get("mode", "-"))][info["provider"]] = (b["stats"]["median"], info)
     rows = []
     for (shape, mode), prov in med.items():
-        if mode == "-" or "clone" in prov:
+        if mode == "-" and "clone" in prov:  # the roofline proxy itself: time, GB/s, peak
+            t, info = prov["clone"]
+            row = {"shape": shape, "mode": "-", "provider": "clone", "median_ms": 1e3 * t,
+                   "GB/s": info["bytes"] / t / 1e9}
+            if "peak_bytes" in info:
+                row["peak_MiB"] = info["peak_bytes"] / 2**20
+            rows.append(row)
             continue
         clone = med.get((shape, "-"), {}).get("clone", (None, None))[0]
         for name, (t, info) in prov.items():
