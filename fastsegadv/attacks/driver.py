@@ -8,6 +8,7 @@ with ``step`` = sign (ℓ∞), g/||g||_2 (ℓ2, BIM-ℓ2) or g/||g||_∞ (DAG), 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 import math
 
 import torch
@@ -36,10 +37,31 @@ def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> tor
     return (x + delta).clamp(0.0, 1.0)
 
 
-def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
-    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
+def _uniform(shape, generators, device, dtype) -> torch.Tensor:
+    """U[0, 1) of ``shape``: one generator for the batch, or one per image (``shape[0]`` of them)."""
+    if not isinstance(generators, list):
+        return torch.rand(shape, generator=generators, device=device, dtype=dtype)
+    return torch.stack([torch.rand(shape[1:], generator=g, device=device, dtype=dtype) for g in generators])
+
+
+def _generators(seed, batch: int, device: torch.device):
+    """None (global RNG), one generator (int seed) or one per image (a sequence of ``batch`` seeds: the
+    random start of an image then does not depend on the batch it sits in, so sharded evaluation and
+    training reproduce one process)."""
+    if seed is None:
+        return None
+    if isinstance(seed, int):
+        return torch.Generator(device=device).manual_seed(seed)
+    seeds = [int(s) for s in (seed.tolist() if isinstance(seed, torch.Tensor) else seed)]
+    if len(seeds) != batch:
+        raise ValueError(f"seed: expected an int or {batch} per-image seeds, got {len(seeds)}")
+    return [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+
+def _random_start(x: torch.Tensor, eps: float, norm: str, generator) -> torch.Tensor:
+    noise = _uniform(x.shape, generator, x.device, x.dtype) * 2 - 1
     if norm == "l2":  # uniform direction, radius eps * u^(1/n) ~ inside the ball
-        r = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=x.dtype)
+        r = _uniform((x.shape[0],), generator, x.device, x.dtype)
         noise = noise / _per_image_norm(noise, 2) * (eps * r).view(-1, 1, 1, 1)
     else:
         noise = noise * eps
@@ -68,7 +90,7 @@ def run_attack(
     targeted_labels: torch.Tensor | None = None,
     best_iterate: bool = False,
     trace: AttackTrace | None = None,
-    seed: int | None = None,
+    seed: int | Sequence[int] | torch.Tensor | None = None,
     ignore_index: int = 255,
     normalization: tuple | None = None,
     pixel_mask: torch.Tensor | None = None,
@@ -83,7 +105,8 @@ def run_attack(
     objective w.r.t. those labels. ``best_iterate`` keeps, per image, the iterate with the highest
     MisRatio (one extra no-grad forward at the end of each restart); so do ``restarts > 1``.
     ``pixel_mask`` ``[B or 1, 1, H, W]`` zeroes the step outside a pixel subset (004 §4.5).
-    ``normalization=(mean, std)`` wraps the model. The model's modes, ``requires_grad`` flags and
+    ``seed``: an int (one generator for the batch) or one seed per image (the random start of each image
+    then does not depend on its batch). ``normalization=(mean, std)`` wraps the model. The model's modes, ``requires_grad`` flags and
     buffers are unchanged afterwards.
     """
     check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps)
@@ -100,9 +123,7 @@ def run_attack(
     norm = "l2" if step_rule == "l2" else "linf"
     attack_labels = labels if targeted_labels is None else targeted_labels
     sign = -1.0 if targeted_labels is not None else 1.0
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=images.device).manual_seed(seed)
+    generator = _generators(seed, images.shape[0], images.device)
 
     x = images.detach()
     track = best_iterate or restarts > 1

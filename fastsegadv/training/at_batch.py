@@ -1,0 +1,94 @@
+"""The adversarial-training batch of 001 Algorithm 2 (also 003): a drop-in for anyone's training loop.
+
+    x_at, y_at, n_clean = adversarial_batch(model, x, y, attack="pgd@3")   # [B, 3, H, W], [B, H, W]
+    out = model(x_at)
+    loss = adversarial_training_loss(out, y_at, n_clean=n_clean, aux_weights={"aux": 0.4})
+
+The first ``n_clean`` images stay clean, the rest are replaced by adversarial examples found with the
+model in eval mode and its parameters not requiring (or accumulating) gradient; the model's modes, flags
+and BatchNorm statistics are exactly as before afterwards. The loss is CE(clean part) + CE(adversarial
+part), each a mean over its valid pixels (001 Algorithm 2), plus weighted auxiliary heads.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..attacks.model_io import extract_logits, logits_at
+from ..attacks.registry import AttackSpec
+
+
+def as_attack_spec(attack: str | AttackSpec) -> AttackSpec:
+    return attack if isinstance(attack, AttackSpec) else AttackSpec.parse(attack)
+
+
+def adversarial_batch(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    attack: str | AttackSpec = "pgd@3",
+    eps: float = 8 / 255,
+    alpha: float = 0.01,
+    clean_fraction: float = 0.5,
+    seed: int | Sequence[int] | None = None,
+    ignore_index: int = 255,
+    **attack_options,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Return ``(images_at [B, 3, H, W], labels [B, H, W], n_clean)``: images ``[:n_clean]`` clean,
+    ``[n_clean:]`` adversarial (``attack`` as ``"name@steps"`` or an :class:`AttackSpec`). ``seed``: an
+    int or one per image (per-image seeds make the batch independent of how it is sharded).
+    ``n_clean = round(B * clean_fraction)``; 001 uses one half."""
+    if not 0.0 <= clean_fraction <= 1.0:
+        raise ValueError(f"clean_fraction must lie in [0, 1], got {clean_fraction}")
+    spec = as_attack_spec(attack)
+    n_clean = int(round(images.shape[0] * clean_fraction))
+    if n_clean == images.shape[0]:
+        return images, labels, n_clean
+    if seed is not None and not isinstance(seed, int):
+        seed = list(seed)[n_clean:]
+    adv = spec.run(model, images[n_clean:], labels[n_clean:], eps=eps, alpha=alpha, seed=seed,
+                   ignore_index=ignore_index, **attack_options)
+    return torch.cat([images[:n_clean], adv.to(images.dtype)]), labels, n_clean
+
+
+def _ce_sum(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction="sum")
+
+
+def adversarial_training_loss(
+    output,
+    labels: torch.Tensor,
+    *,
+    n_clean: int,
+    aux_weights: Mapping[str, float] | None = None,
+    ignore_index: int = 255,
+    normalizers: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``CE(clean) + CE(adv)`` (001 Algorithm 2) of the main output plus ``w * (CE_clean + CE_adv)`` of
+    each auxiliary head named in ``aux_weights`` (dict outputs, e.g. torchvision's ``"aux"``). Logits at
+    a lower resolution are upsampled bilinearly to the labels.
+
+    ``normalizers = (n_valid_clean, n_valid_adv)`` divides each part's CE sum by those counts instead of
+    the local ones: distributed training passes the counts summed over ranks (scaled by the world size),
+    so the averaged gradient equals one process's on the whole batch."""
+    size = labels.shape[-2:]
+    valid = labels != ignore_index  # [B, H, W]
+    if normalizers is None:
+        normalizers = (valid[:n_clean].sum().clamp_min(1), valid[n_clean:].sum().clamp_min(1))
+    heads = [(1.0, logits_at(output, size))]
+    for key, weight in (aux_weights or {}).items():
+        if not isinstance(output, Mapping) or key not in output:
+            raise KeyError(f"aux_weights names head {key!r} but the model output has "
+                           f"{sorted(output) if isinstance(output, Mapping) else type(output).__name__}")
+        heads.append((float(weight), logits_at(extract_logits(output[key]), size)))
+    total = labels.new_zeros((), dtype=torch.float32)
+    for weight, logits in heads:  # [B, C, H, W]
+        part = _ce_sum(logits[:n_clean], labels[:n_clean], ignore_index) / normalizers[0]
+        if n_clean < labels.shape[0]:
+            part = part + _ce_sum(logits[n_clean:], labels[n_clean:], ignore_index) / normalizers[1]
+        total = total + weight * part
+    return total
