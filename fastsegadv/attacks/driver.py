@@ -170,7 +170,7 @@ def run_attack(
                         mis = mis_ratio_per_image(prediction, labels, ignore_index)
                         valid = (labels != ignore_index).flatten(1).sum(1).float()
                         overall = (mis * valid).sum() / valid.sum().clamp_min(1)
-                        trace.record(restart, loss, overall, objective.region_counts(attack_labels))
+                        trace.record(restart, loss, overall, objective.region_counts(attack_labels), prediction, labels)
                     if track:
                         keep_best(x_adv, prediction)
                     g = sign * grad

@@ -81,11 +81,11 @@ class AttackSpec:
         return f"{self.name}{opts}@{self.steps}"
 
     def run(self, model, images, labels, **kwargs):
-        """``attack(model, images, labels, steps=..., **options, **kwargs)``; single-step attacks get no
-        ``steps``/``alpha``."""
+        """``attack(model, images, labels, steps=..., **kwargs, **options)``: the spec's own options win over
+        the shared ``kwargs`` (e.g. ``dag:alpha=0.002``); single-step attacks get no ``steps``/``alpha``."""
         fn = get_attack(self.name)
-        kw = dict(self.options)
-        kw.update(kwargs)
+        kw = dict(kwargs)
+        kw.update(self.options)
         if self.name in SINGLE_STEP:
             kw.pop("alpha", None)
         else:

@@ -6,23 +6,40 @@ from dataclasses import dataclass, field
 import torch
 
 
+def confusion_counts(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+    """``[C, C]`` int64 counts (rows label, columns prediction) of the valid pixels; labels assumed in range."""
+    c = num_classes
+    valid = labels != ignore_index
+    idx = torch.where(valid, labels.long() * c + prediction.long(), c * c)  # ignored pixels -> spare bin
+    return torch.bincount(idx.flatten(), minlength=c * c + 1)[: c * c].view(c, c)
+
+
 @dataclass
 class AttackTrace:
     """Pass ``trace=AttackTrace()`` to an attack. Per iteration t (the iterate the gradient was taken
     at): ``loss`` (the objective), ``mis_ratio`` (MisRatio over the batch's valid pixels) and
     ``regions`` (valid pixels in True/Boundary/False, RP-PGD only). Values are kept as tensors during
-    the attack (no host sync) and converted by :meth:`as_dicts`."""
+    the attack (no host sync) and converted by :meth:`as_dicts`.
+
+    With ``num_classes`` set, ``confusion`` also keeps each iteration's ``[C, C]`` confusion matrix of
+    the prediction (for mIoU-vs-iteration curves, 001 Fig. 2)."""
 
     loss: list = field(default_factory=list)
     mis_ratio: list = field(default_factory=list)
     regions: list = field(default_factory=list)
     restart: list = field(default_factory=list)
+    num_classes: int | None = None
+    ignore_index: int = 255
+    confusion: list = field(default_factory=list)
 
-    def record(self, restart: int, loss: torch.Tensor, mis_ratio: torch.Tensor, regions: torch.Tensor | None) -> None:
+    def record(self, restart: int, loss: torch.Tensor, mis_ratio: torch.Tensor, regions: torch.Tensor | None,
+               prediction: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> None:
         self.restart.append(restart)
         self.loss.append(loss.detach().float())
         self.mis_ratio.append(mis_ratio.detach().float())
         self.regions.append(None if regions is None else regions.detach())
+        if self.num_classes is not None and prediction is not None:
+            self.confusion.append(confusion_counts(prediction, labels, self.num_classes, self.ignore_index))
 
     def as_dicts(self) -> list[dict]:
         rows = []

@@ -1,0 +1,272 @@
+"""Robustness evaluation of a model on a dataset under a list of attacks × iteration budgets: the numbers
+behind 001 Tables 1-2 / 003 Tables 4-5 (Clean, attack columns), 001 Fig. 2 (mIoU vs iterations),
+001 Fig. 1 (MisRatio and loss per iteration), a per-image worst case over the attacks, and what each
+attack cost.
+
+    result = evaluate_model(model, dataset, EvalConfig(attacks=["pgd@10", "segpgd@10"]), num_classes=11)
+    write_report([result], "report/")       # robustness.md/.csv/.json, curves_*.png, per_image.csv
+
+Every image gets its own random-start seed ``f(seed, dataset index)`` and batches are dealt round-robin
+to the ranks under ``torchrun``; all counts are integer confusion matrices summed over ranks, so the
+table does not depend on the number of processes.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from ..attacks.model_io import logits_at
+from ..attacks.registry import AttackSpec
+from ..attacks.trace import AttackTrace, confusion_counts
+from ..metrics import ConfusionMatrix
+from ..training.distributed import DistContext, all_gather_objects, all_reduce_sum, init_distributed
+from .sharding import batch_ranges, collate
+
+DEFAULT_ATTACKS = ("pgd@10", "pgd@20", "segpgd@10", "segpgd@20", "rp_pgd@10", "rp_pgd@20")
+
+
+@dataclass
+class EvalConfig:
+    """What :func:`evaluate_model` runs (also the keys of ``fastsegadv evaluate --config``)."""
+
+    attacks: list = field(default_factory=lambda: list(DEFAULT_ATTACKS))  # "name@steps" or AttackSpec
+    eps: float = 8 / 255  # ℓ∞ budget, [0, 1] scale (ℓ2 attacks: their own eps via options)
+    alpha: float = 0.01  # step size (an attack's own option overrides it)
+    batch_size: int = 16
+    seed: int = 0
+    ignore_index: int = 255
+    curves: bool = True  # per-iteration confusion matrices for the mIoU / MisRatio / loss curves
+    progress: bool = True
+
+    def __post_init__(self):
+        self.attacks = [a if isinstance(a, AttackSpec) else AttackSpec.parse(a) for a in self.attacks]
+        labels = [a.label for a in self.attacks]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"attacks listed twice: {labels}")
+        if self.eps < 0:
+            raise ValueError(f"eps must be >= 0, got {self.eps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+def eval_seed(seed: int, index: int) -> int:
+    """Random-start seed of dataset item ``index``: independent of batch and rank."""
+    return (seed * 1_000_003 + index * 7919 + 1) % (2**62)
+
+
+class CallCounter:
+    """Counts image-forwards and image-backwards through a model (hooks; removed by :meth:`close`)."""
+
+    def __init__(self, model: nn.Module):
+        self.forwards = 0
+        self.backwards = 0
+        self._handle = model.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        x = inputs[0]
+        self.forwards += x.shape[0]
+        if x.requires_grad:
+            n = x.shape[0]
+
+            def count(grad):
+                self.backwards += n
+
+            x.register_hook(count)
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+@dataclass
+class AttackResult:
+    spec: AttackSpec
+    confusion: ConfusionMatrix
+    forwards: int = 0
+    backwards: int = 0
+    seconds: float = 0.0
+    curve_confusion: torch.Tensor | None = None  # [T + 1, C, C]: iterate 0..T
+    curve_loss: torch.Tensor | None = None  # [T] summed over images
+    curve_images: int = 0
+
+
+@dataclass
+class ModelResult:
+    """Everything :func:`write_report` needs for one model (all ranks' counts already summed)."""
+
+    name: str
+    num_images: int
+    clean: ConfusionMatrix
+    attacks: list
+    worst: ConfusionMatrix
+    per_image: list  # dicts: index, clean_acc, <label>_acc ..., worst_attack
+    config: EvalConfig
+
+    def row(self) -> dict:
+        """``{"model", "Clean", "<label>": mIoU %, ..., "Worst-case": mIoU %}`` (001 Table 1 layout)."""
+        r = {"model": self.name, "Clean": 100 * self.clean.miou()}
+        for a in self.attacks:
+            r[a.spec.label] = 100 * a.confusion.miou()
+        if len(self.attacks) > 1:
+            r["Worst-case"] = 100 * self.worst.miou()
+        return r
+
+    def details(self) -> list[dict]:
+        """Per column: mIoU, pixel accuracy, MisRatio, IoU Ratio and cost per image."""
+        clean_miou = self.clean.miou()
+        out = [{"model": self.name, "attack": "Clean", "miou": clean_miou, "pixel_accuracy": self.clean.pixel_accuracy(),
+                "mis_ratio": self.clean.mis_ratio(), "iou_ratio": 1.0}]
+        for a in self.attacks:
+            m = a.confusion.miou()
+            out.append({"model": self.name, "attack": a.spec.label, "miou": m, "pixel_accuracy": a.confusion.pixel_accuracy(),
+                        "mis_ratio": a.confusion.mis_ratio(), "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan"),
+                        "forwards_per_image": a.forwards / self.num_images,
+                        "backwards_per_image": a.backwards / self.num_images,
+                        "seconds_per_image": a.seconds / self.num_images})
+        if len(self.attacks) > 1:
+            m = self.worst.miou()
+            out.append({"model": self.name, "attack": "Worst-case", "miou": m, "pixel_accuracy": self.worst.pixel_accuracy(),
+                        "mis_ratio": self.worst.mis_ratio(), "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan"),
+                        "forwards_per_image": sum(a.forwards for a in self.attacks) / self.num_images,
+                        "backwards_per_image": sum(a.backwards for a in self.attacks) / self.num_images,
+                        "seconds_per_image": sum(a.seconds for a in self.attacks) / self.num_images})
+        return out
+
+    def curves(self) -> dict:
+        """Per attack label: ``{"iteration": [0..T], "miou": [...], "mis_ratio": [...], "loss": [...]}``."""
+        out = {}
+        for a in self.attacks:
+            if a.curve_confusion is None:
+                continue
+            cms = [ConfusionMatrix(self.clean.num_classes, ignore_index=self.config.ignore_index) for _ in a.curve_confusion]
+            for cm, m in zip(cms, a.curve_confusion):
+                cm.matrix = m
+            out[a.spec.label] = {
+                "iteration": list(range(len(cms))),
+                "miou": [cm.miou() for cm in cms],
+                "mis_ratio": [cm.mis_ratio() for cm in cms],
+                "loss": [float(v) / max(a.curve_images, 1) for v in a.curve_loss],  # at iterates 0..T-1
+            }
+        return out
+
+
+def _per_image_confusion(pred: torch.Tensor, labels: torch.Tensor, c: int, ignore_index: int) -> torch.Tensor:
+    """``[b, C, C]`` confusion counts of each image."""
+    b = labels.shape[0]
+    valid = labels != ignore_index
+    idx = labels.long() * c + pred.long() + (torch.arange(b, device=labels.device) * c * c).view(b, 1, 1)
+    idx = torch.where(valid, idx, b * c * c)
+    return torch.bincount(idx.flatten(), minlength=b * c * c + 1)[: b * c * c].view(b, c, c)
+
+
+def evaluate_model(
+    model: nn.Module,
+    dataset,
+    config: EvalConfig | None = None,
+    *,
+    num_classes: int,
+    name: str = "model",
+    ctx: DistContext | None = None,
+    forward=None,
+) -> ModelResult:
+    """Clean and attacked metrics of ``model`` (eval mode) over ``dataset`` (map-style ``(image [3, H, W]
+    in [0, 1], label [H, W])``). ``forward``: optional ``x -> logits`` used for the final predictions
+    (defaults to the model; logits at a lower resolution are upsampled)."""
+    cfg = config or EvalConfig()
+    ctx = ctx or init_distributed()
+    device = ctx.device
+    model.to(device).eval()
+    c, ign = num_classes, cfg.ignore_index
+    clean = ConfusionMatrix(c, ignore_index=ign, device=device)
+    worst = ConfusionMatrix(c, ignore_index=ign, device=device)
+    results = [AttackResult(spec, ConfusionMatrix(c, ignore_index=ign, device=device)) for spec in cfg.attacks]
+    per_image = []
+    predict = forward or model
+    batches = batch_ranges(len(dataset), cfg.batch_size, ctx)
+    bar = tqdm(total=len(batches) * (1 + len(results)), desc=f"evaluate {name}",
+               disable=not (cfg.progress and ctx.is_main), dynamic_ncols=True)
+    counter = CallCounter(model)
+    try:
+        for _, start, stop in batches:
+            x, y = collate(dataset, range(start, stop), device)  # [b, 3, H, W], [b, H, W]
+            seeds = [eval_seed(cfg.seed, i) for i in range(start, stop)]
+            with torch.no_grad():
+                pred = logits_at(predict(x), y.shape[-2:]).argmax(1)
+            clean.update(pred, y)
+            per_img = _per_image_confusion(pred, y, c, ign)
+            valid = per_img.sum((1, 2)).clamp_min(1)
+            records = [{"index": i, "clean_acc": float(a)} for i, a in
+                       zip(range(start, stop), (per_img.diagonal(dim1=1, dim2=2).sum(1) / valid).tolist())]
+            worst_acc = torch.full((len(seeds),), 2.0, device=device, dtype=torch.float64)
+            worst_cm = per_img.clone()
+            worst_name = ["Clean"] * len(seeds)
+            bar.update(1)
+            for res in results:
+                trace = AttackTrace(num_classes=c, ignore_index=ign) if cfg.curves else None
+                f0, b0 = counter.forwards, counter.backwards
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                adv = res.spec.run(model, x, y, eps=cfg.eps, alpha=cfg.alpha, seed=seeds, ignore_index=ign, trace=trace)
+                with torch.no_grad():
+                    adv_pred = logits_at(predict(adv), y.shape[-2:]).argmax(1)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                res.seconds += time.perf_counter() - t0
+                res.forwards += counter.forwards - f0
+                res.backwards += counter.backwards - b0
+                res.confusion.update(adv_pred, y)
+                cm_img = _per_image_confusion(adv_pred, y, c, ign)
+                acc = cm_img.diagonal(dim1=1, dim2=2).sum(1).double() / valid
+                for rec, a in zip(records, acc.tolist()):
+                    rec[f"{res.spec.label}_acc"] = a
+                better = acc < worst_acc
+                worst_acc = torch.where(better, acc, worst_acc)
+                worst_cm = torch.where(better.view(-1, 1, 1), cm_img, worst_cm)
+                worst_name = [res.spec.label if bt else w for bt, w in zip(better.tolist(), worst_name)]
+                if trace is not None and trace.confusion:
+                    curve = torch.stack(trace.confusion + [confusion_counts(adv_pred, y, c, ign)])  # [T+1, C, C]
+                    loss = torch.stack([v.double() * len(seeds) for v in trace.loss])  # batch means -> sums
+                    res.curve_confusion = curve if res.curve_confusion is None else res.curve_confusion + curve
+                    res.curve_loss = loss if res.curve_loss is None else res.curve_loss + loss
+                    res.curve_images += len(seeds)
+                bar.update(1)
+            worst.matrix = worst.matrix + (worst_cm.sum(0) if results else per_img.sum(0))
+            for rec, wname in zip(records, worst_name):
+                rec["worst_attack"] = wname
+            per_image.extend(records)
+    finally:
+        counter.close()
+        bar.close()
+    return _reduce(ModelResult(name, len(dataset), clean, results, worst, per_image, cfg), ctx)
+
+
+def _reduce(r: ModelResult, ctx: DistContext) -> ModelResult:
+    """Sum every count over ranks and gather the per-image records (sorted by index)."""
+    if not ctx.enabled:
+        return r
+    all_reduce_sum(r.clean.matrix, ctx)
+    all_reduce_sum(r.worst.matrix, ctx)
+    for a in r.attacks:
+        all_reduce_sum(a.confusion.matrix, ctx)
+        costs = torch.tensor([a.forwards, a.backwards, a.curve_images], dtype=torch.int64, device=ctx.device)
+        all_reduce_sum(costs, ctx)
+        a.forwards, a.backwards, a.curve_images = (int(v) for v in costs.tolist())
+        secs = torch.tensor([a.seconds], dtype=torch.float64, device=ctx.device)
+        a.seconds = float(all_reduce_sum(secs, ctx))  # summed over ranks: total compute time
+        if a.curve_confusion is not None:
+            all_reduce_sum(a.curve_confusion, ctx)
+            all_reduce_sum(a.curve_loss, ctx)
+    r.per_image = sorted((rec for part in all_gather_objects(r.per_image, ctx) for rec in part), key=lambda d: d["index"])
+    return r
+
+
+def evaluate_models(models: Sequence[tuple[str, nn.Module]], dataset, config: EvalConfig, *, num_classes: int,
+                    ctx: DistContext | None = None) -> list[ModelResult]:
+    """:func:`evaluate_model` for each ``(name, model)``."""
+    ctx = ctx or init_distributed()
+    return [evaluate_model(m, dataset, config, num_classes=num_classes, name=n, ctx=ctx) for n, m in models]
