@@ -11,16 +11,19 @@ import torch.nn.functional as F
 
 
 def extract_logits(output) -> torch.Tensor:
-    """A model's logits ``[B, C, h, w]`` from a tensor, a torchvision-style dict (``"out"``) or a tuple/list
-    (first element)."""
+    """A model's logits ``[B, C, h, w]`` from a tensor, a torchvision-style dict (``"out"``), a Hugging
+    Face-style output (``"logits"`` key or attribute) or a tuple/list (first element)."""
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, dict):
-        if "out" not in output:
-            raise KeyError(f"model returned a dict without an 'out' entry (keys: {sorted(output)})")
-        return output["out"]
+        for key in ("out", "logits"):
+            if key in output:
+                return output[key]
+        raise KeyError(f"model returned a dict without an 'out' or 'logits' entry (keys: {sorted(output)})")
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
+    if isinstance(getattr(output, "logits", None), torch.Tensor):
+        return output.logits
     raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
 
 

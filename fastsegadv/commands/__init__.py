@@ -1,0 +1,1 @@
+"""The ``fastsegadv train`` and ``fastsegadv evaluate`` commands (argument parsing, config files)."""

@@ -1,0 +1,69 @@
+"""Command options from flags and/or a YAML or JSON config file. Keys of the file are the long flag names
+with dashes or underscores (``batch_size: 16`` = ``--batch-size 16``); flags given on the command line
+win over the file. An unknown key is an error that names the closest known one."""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+from pathlib import Path
+
+
+def read_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    elif path.suffix == ".json":
+        data = json.loads(text)
+    else:
+        raise ValueError(f"config file {path}: use a .yaml, .yml or .json file")
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse ``argv``; values from ``--config`` fill every option not given as a flag."""
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is None:
+        return args
+    data = read_config_file(args.config)
+    known = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "func", "command")}
+    given = _explicit_dests(parser, argv)
+    for key, value in data.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            raise ValueError(f"config file {args.config}: unknown option {key!r}"
+                             + (f" (did you mean {close[0]!r}?)" if close else "")
+                             + f"; known options: {', '.join(sorted(known))}")
+        if key in given:
+            continue
+        action = known[key]
+        if action.nargs in ("+", "*") and not isinstance(value, list):
+            value = [value]
+        if action.type is not None and value is not None:
+            value = [action.type(v) for v in value] if isinstance(value, list) else action.type(value)
+        if action.choices is not None:
+            for v in value if isinstance(value, list) else [value]:
+                if v not in action.choices:
+                    raise ValueError(f"config file {args.config}: {key} = {v!r} is not one of {list(action.choices)}")
+        setattr(args, key, value)
+    return args
+
+
+def _explicit_dests(parser: argparse.ArgumentParser, argv) -> set:
+    """Destinations of the options that appear on the command line."""
+    import sys
+
+    tokens = sys.argv[1:] if argv is None else list(argv)
+    flags = {t.split("=", 1)[0] for t in tokens if t.startswith("-")}
+    out = set()
+    for action in parser._actions:
+        if any(o in flags for o in action.option_strings):
+            out.add(action.dest)
+    return out

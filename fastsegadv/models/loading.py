@@ -1,0 +1,53 @@
+"""Models by name for the command line: a shipped checkpoint (``standard``, ``pgd_at``), a model file
+written by ``fastsegadv train`` (``path/to/model.pt``), or a user's factory ``package.module:function``
+(called with ``num_classes=``) with optional ``weights`` (a state dict file)."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .. import atomic_io
+from .pretrained import SHIPPED, load_pretrained
+from .tiny_deeplab import TinyDeepLab
+
+
+def save_model(model: TinyDeepLab, path: str | Path, **meta) -> None:
+    """A self-describing TinyDeepLab file (architecture + weights + ``meta``), written atomically."""
+    atomic_io.torch_save({"arch": "tiny_deeplab", "num_classes": model.num_classes, "width": model.width,
+                          "norm": model.norm, "aux_head": model.aux_head, "state_dict": model.state_dict(),
+                          "meta": meta}, path)
+
+
+def load_model(spec: str, *, num_classes: int | None = None, weights: str | Path | None = None,
+               map_location="cpu") -> nn.Module:
+    """See the module docstring. The model is returned in eval mode."""
+    if spec in SHIPPED:
+        return load_pretrained(spec, map_location=map_location)
+    path = Path(spec)
+    if path.suffix in (".pt", ".pth") or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"model file {path} does not exist (shipped models: {', '.join(SHIPPED)})")
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+        if not isinstance(ck, dict) or ck.get("arch") != "tiny_deeplab":
+            raise ValueError(f"{path} is not a model file written by fastsegadv (no 'arch' entry); load your own "
+                             "architecture with a factory 'package.module:function' and --weights")
+        model = TinyDeepLab(int(ck["num_classes"]), width=int(ck["width"]), norm=ck.get("norm", "batch"),
+                            aux_head=bool(ck.get("aux_head", False)))
+        model.load_state_dict(ck["state_dict"])
+        return model.eval()
+    if ":" in spec:
+        mod_name, _, fn_name = spec.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod_name), fn_name)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot import model factory {spec!r}: {e}") from e
+        model = factory(num_classes=num_classes) if num_classes is not None else factory()
+        if weights is not None:
+            state = torch.load(weights, map_location=map_location, weights_only=True)
+            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        return model.eval()
+    raise ValueError(f"unknown model {spec!r}: give a shipped name ({', '.join(SHIPPED)}), a .pt file written by "
+                     "`fastsegadv train`, or a factory 'package.module:function'")
