@@ -48,7 +48,7 @@ class SegmentationFolder(Dataset):
 
         img_path, lab_path = self.pairs[i]
         with Image.open(img_path) as im:
-            image = np.asarray(im.convert("RGB"))  # [H, W, 3] uint8
+            image = np.array(im.convert("RGB"))  # [H, W, 3] uint8 (a writable copy)
         with Image.open(lab_path) as lm:
             if lm.mode not in ("P", "L", "I", "I;16"):
                 raise ValueError(f"{self.name}: label {lab_path} has mode {lm.mode}; expected a single-channel "

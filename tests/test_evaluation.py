@@ -1,0 +1,145 @@
+"""The evaluation harness: the table's numbers, the per-image worst case, costs, curves, batch-size
+invariance, the report folder and its atomic writes."""
+import csv
+import json
+
+import pytest
+import torch
+
+from fastsegadv import atomic_io
+from fastsegadv.attacks import pgd
+from fastsegadv.attacks.registry import AttackSpec
+from fastsegadv.datasets import DigitScenes
+from fastsegadv.evaluation import EvalConfig, batch_ranges, evaluate_model, write_report
+from fastsegadv.metrics import ConfusionMatrix, dataset_miou
+from fastsegadv.models import load_pretrained
+from fastsegadv.training.distributed import DistContext
+
+NUM_CLASSES = 11
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return load_pretrained("standard"), DigitScenes("test", num_images=6, seed=0)
+
+
+@pytest.fixture(scope="module")
+def result(setup):
+    model, ds = setup
+    cfg = EvalConfig(attacks=["pgd@3", "segpgd@3", "cospgd@2"], batch_size=4, progress=False)
+    return evaluate_model(model, ds, cfg, num_classes=NUM_CLASSES, name="standard")
+
+
+def test_clean_and_attacked_numbers(setup, result):
+    model, ds = setup
+    row = result.row()
+    assert list(row) == ["model", "Clean", "PGD3", "SegPGD3", "CosPGD2", "Worst-case"]
+    assert row["Clean"] == pytest.approx(100 * dataset_miou(model, ds.images, ds.labels, num_classes=NUM_CLASSES))
+    for label in ("PGD3", "SegPGD3", "CosPGD2"):
+        assert row[label] < row["Clean"] - 10
+
+
+def test_pgd_column_equals_running_the_attack_directly(setup, result):
+    model, ds = setup
+    from fastsegadv.evaluation.harness import eval_seed
+
+    cm = ConfusionMatrix(NUM_CLASSES)
+    for start in (0, 4):
+        stop = min(start + 4, len(ds))
+        x, y = ds.images[start:stop], ds.labels[start:stop]
+        adv = pgd(model, x, y, eps=8 / 255, alpha=0.01, steps=3, seed=[eval_seed(0, i) for i in range(start, stop)])
+        with torch.no_grad():
+            cm.update(model(adv).argmax(1), y)
+    assert result.row()["PGD3"] == pytest.approx(100 * cm.miou())
+
+
+def test_worst_case_is_never_weaker_than_any_member_per_image(result):
+    labels = [a.spec.label for a in result.attacks]
+    for rec in result.per_image:
+        worst = rec[f"{rec['worst_attack']}_acc"]
+        assert worst == min(rec[f"{label}_acc"] for label in labels)
+    assert result.worst.pixel_accuracy() <= min(a.confusion.pixel_accuracy() for a in result.attacks) + 1e-12
+    assert result.worst.matrix.sum() == result.clean.matrix.sum()
+
+
+def test_costs_count_forwards_and_backwards(result):
+    d = {x["attack"]: x for x in result.details()}
+    assert d["PGD3"]["forwards_per_image"] == 4  # 3 attack iterations + the evaluation forward
+    assert d["PGD3"]["backwards_per_image"] == 3
+    assert d["CosPGD2"]["backwards_per_image"] == 2
+    assert d["PGD3"]["seconds_per_image"] > 0
+    assert d["Worst-case"]["backwards_per_image"] == 3 + 3 + 2
+
+
+def test_curves_end_at_the_final_numbers(result):
+    curves = result.curves()
+    for a in result.attacks:
+        c = curves[a.spec.label]
+        assert c["iteration"] == list(range(a.spec.steps + 1))
+        assert c["miou"][-1] == pytest.approx(a.confusion.miou())
+        assert len(c["loss"]) == a.spec.steps
+        assert c["mis_ratio"][-1] > c["mis_ratio"][0]
+
+
+def test_batch_size_does_not_change_the_table(setup, result):
+    model, ds = setup
+    cfg = EvalConfig(attacks=["pgd@3", "segpgd@3", "cospgd@2"], batch_size=3, progress=False)
+    other = evaluate_model(model, ds, cfg, num_classes=NUM_CLASSES, name="standard")
+    for k, v in result.row().items():
+        assert other.row()[k] == (v if isinstance(v, str) else pytest.approx(v, abs=1e-9)), k
+
+
+def test_model_is_untouched(setup):
+    model, ds = setup
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    evaluate_model(model, ds, EvalConfig(attacks=["pgd@1"], batch_size=6, progress=False, curves=False),
+                   num_classes=NUM_CLASSES)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.requires_grad for p in model.parameters())
+    model.eval()
+
+
+def test_report_folder(result, tmp_path):
+    write_report([result], tmp_path, title="t")
+    for name in ("robustness.md", "robustness.csv", "robustness.json", "details.csv", "per_image.csv",
+                 "curves_miou.png", "curves_misratio_loss.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    rows = list(csv.DictReader(open(tmp_path / "robustness.csv")))
+    assert float(rows[0]["PGD3"]) == pytest.approx(result.row()["PGD3"])
+    data = json.loads((tmp_path / "robustness.json").read_text())
+    assert data["config"]["attacks"] == ["pgd@3", "segpgd@3", "cospgd@2"]
+    assert "| standard |" in (tmp_path / "robustness.md").read_text()
+    assert len(list(csv.DictReader(open(tmp_path / "per_image.csv")))) == 6
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_atomic_write_leaves_nothing_half_written(tmp_path):
+    target = tmp_path / "table.md"
+    atomic_io.write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_bad_attack_lists():
+    with pytest.raises(ValueError, match="unknown attack 'segpdg'"):
+        EvalConfig(attacks=["segpdg@10"])
+    with pytest.raises(ValueError, match="listed twice"):
+        EvalConfig(attacks=["pgd@10", "pgd@10"])
+    with pytest.raises(ValueError, match="single-step"):
+        AttackSpec.parse("fgsm@5")
+    with pytest.raises(ValueError, match="integer"):
+        AttackSpec.parse("pgd@ten")
+    assert AttackSpec.parse("rp_pgd:beta=1.0@20").options == {"beta": 1.0}
+    assert AttackSpec.parse("rp_pgd:beta=1.0@20").label == "RP-PGD(beta=1.0)20"
+
+
+def test_batches_are_dealt_round_robin():
+    one = batch_ranges(10, 3, DistContext())
+    two = [batch_ranges(10, 3, DistContext(rank=r, world_size=2)) for r in range(2)]
+    assert sorted(two[0] + two[1]) == one
+    assert [k for k, _, _ in two[1]] == [1, 3]
