@@ -51,7 +51,7 @@ setup(
     package_data={"fastsegadv": ["weights/*.pt"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
-    install_requires=["torch>=2.4", "numpy", "tqdm", "matplotlib", "scikit-learn"],
+    install_requires=["torch>=2.4", "numpy", "tqdm", "matplotlib", "scikit-learn", "pillow", "pyyaml"],
     extras_require={
         "test": ["pytest", "pytest-benchmark", "ninja", "triton", "scipy"],
     },

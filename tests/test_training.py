@@ -173,3 +173,12 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     b = torch.load(killed / "model.pt", weights_only=True)["state_dict"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_bf16_autocast_training_runs_on_cpu():
+    model, train = _tiny_setup()
+    history = fit(model, train, _config(amp="bf16", epochs=1), num_classes=NUM_CLASSES)
+    assert torch.isfinite(torch.tensor(history[0]["loss"]))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match="fp16.*CUDA"):
+        fit(model, train, _config(amp="fp16", epochs=1), num_classes=NUM_CLASSES)

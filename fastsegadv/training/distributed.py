@@ -50,7 +50,10 @@ def init_distributed(*, device: str | None = None, timeout_s: float = 300.0) -> 
 
 
 def shutdown(ctx: DistContext) -> None:
+    """Leave the process group once every rank got here (tearing gloo down while a peer still talks to
+    it can abort the process)."""
     if ctx.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
