@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo test bench cuda-check
+.PHONY: setup demo test bench cuda-check at-study
 setup:
 	bash scripts/setup_env.sh
 
@@ -18,3 +18,6 @@ cuda-check: setup
 
 bench: setup
 	$(PYTHON) benchmarks/run_benchmarks.py
+
+at-study: setup
+	bash scripts/at_study.sh

@@ -3,6 +3,7 @@ input reported as one clear error with nothing half-written."""
 import json
 
 import pytest
+import torch
 
 from fastsegadv.cli import main
 from fastsegadv.commands import evaluate as evaluate_cmd
@@ -24,6 +25,14 @@ def test_train_then_evaluate_from_flags(tmp_path, capsys):
     table = (rep / "robustness.md").read_text()
     assert "| mine |" in table and "PGD1" in table and "SegPGD1" in table
     assert "wrote" in capsys.readouterr().out
+
+
+def test_train_with_an_aux_head(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY_TRAIN, "--aux-head", "--aux-weight", "aux=0.4", "--output", str(run)]) == 0
+    ck = torch.load(run / "model.pt", weights_only=True)
+    assert ck["aux_head"] and any(k.startswith("aux.") for k in ck["state_dict"])
+    assert main(["train", *TINY_TRAIN, "--aux-weight", "aux=0.4", "--output", str(tmp_path / "bad")]) != 0
 
 
 @pytest.mark.parametrize("fmt", ["yaml", "json"])

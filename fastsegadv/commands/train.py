@@ -54,6 +54,8 @@ def build_parser(prog: str = "fastsegadv train") -> argparse.ArgumentParser:
                    help=f"'new' (a fresh TinyDeepLab), a shipped model ({', '.join(SHIPPED)}) or a model.pt to fine-tune")
     g.add_argument("--width", type=int, default=32, help="TinyDeepLab width (with --init new)")
     g.add_argument("--norm", choices=list(NORMS), default="batch", help="TinyDeepLab normalisation (with --init new)")
+    g.add_argument("--aux-head", action="store_true",
+                   help="TinyDeepLab with a torchvision-style aux head (with --init new; weight it with --aux-weight aux=0.4)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=list(KINDS), default="builtin", help="dataset layout")
     g.add_argument("--data-root", default=None, help="dataset directory (not needed for builtin)")
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             ds.verify()
     num_classes = train_set.num_classes
     if args.init == "new":
-        model = TinyDeepLab(num_classes, width=args.width, norm=args.norm)
+        model = TinyDeepLab(num_classes, width=args.width, norm=args.norm, aux_head=args.aux_head)
     else:
         model = load_model(args.init, num_classes=num_classes)
         if getattr(model, "num_classes", num_classes) != num_classes:
