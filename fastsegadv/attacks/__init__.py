@@ -4,9 +4,13 @@ Images in [0, 1]; eps/alpha on that scale. Options every attack takes (forwarded
 :func:`~fastsegadv.attacks.driver.run_attack`): ``best_iterate``, ``trace``, ``seed``, ``normalization``,
 ``eval_mode``, ``ignore_index``.
 """
+from .apgd import apgd
 from .cospgd import cospgd
+from .cw import cw_l2
 from .dag import dag
+from .deepfool import deepfool
 from .driver import mis_ratio_per_image, run_attack
+from .margins import perturbation_norms
 from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_iterations, ifgsm_ll, least_likely_labels
 from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import DagMargin, Objective, RegionPrototype, WeightedCE
@@ -20,11 +24,11 @@ ATTACKS = {
     "fgsm": fgsm, "fgsm_ll": fgsm_ll, "ifgsm": ifgsm, "ifgsm_ll": ifgsm_ll, "pgd": pgd, "bim_l2": bim_l2,
     "segpgd": segpgd, "segfgsm": segfgsm, "cospgd": cospgd, "rp_pgd": rp_pgd, "uncertainty_fgsm": uncertainty_fgsm,
     "uncertainty_ifgsm": uncertainty_ifgsm, "uncertainty_pgd": uncertainty_pgd,
-    "pixel_subset_ifgsm": pixel_subset_ifgsm, "dag": dag,
+    "pixel_subset_ifgsm": pixel_subset_ifgsm, "dag": dag, "cw_l2": cw_l2, "deepfool": deepfool, "apgd": apgd,
 }
 
 __all__ = list(ATTACKS) + [
     "ATTACKS", "AttackTrace", "run_attack", "mis_ratio_per_image", "ifgsm_iterations", "least_likely_labels",
     "NormalizedModel", "FeatureHook", "extract_logits", "logits_at", "frozen_for_attack", "Objective", "WeightedCE",
-    "RegionPrototype", "DagMargin", "random_pixel_mask",
+    "RegionPrototype", "DagMargin", "random_pixel_mask", "perturbation_norms",
 ]

@@ -14,7 +14,8 @@ DISPLAY_NAMES = {
     "fgsm": "FGSM", "fgsm_ll": "FGSM-II", "ifgsm": "I-FGSM", "ifgsm_ll": "I-FGSM-II", "pgd": "PGD",
     "bim_l2": "BIM-L2", "segpgd": "SegPGD", "segfgsm": "SegFGSM", "cospgd": "CosPGD", "rp_pgd": "RP-PGD",
     "uncertainty_fgsm": "FGSM-L", "uncertainty_ifgsm": "I-FGSM-L", "uncertainty_pgd": "PGD-L",
-    "pixel_subset_ifgsm": "I-FGSM-subset", "dag": "DAG",
+    "pixel_subset_ifgsm": "I-FGSM-subset", "dag": "DAG", "cw_l2": "CW", "deepfool": "DeepFool",
+    "apgd": "APGD",
 }
 SINGLE_STEP = ("fgsm", "fgsm_ll", "segfgsm", "uncertainty_fgsm")
 

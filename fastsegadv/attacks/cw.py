@@ -1,0 +1,70 @@
+"""Carlini & Wagner ℓ2 (2017) for dense outputs, the CW column of 001 Tables 1-2.
+
+    x(w) = (tanh(w) + 1) / 2,   minimise_w  ||x(w) - x||_2^2 + c * mean_{i valid} max(z_y(i) - max_{k != y} z_k(i) + kappa, 0)
+
+with Adam on w (tanh space keeps x in [0, 1]); the margin term is averaged over each image's valid
+pixels so ``c`` does not depend on the resolution. Per image the iterate with the highest MisRatio is
+kept (ties: the smaller ℓ2 norm). Unbounded: report its norms (``perturbation_norms``), or give
+``max_norm`` to project every iterate on an ℓ2 ball.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .driver import _per_image_norm, mis_ratio_per_image
+from .margins import label_margin, per_image_mean
+from .model_io import NormalizedModel, frozen_for_attack, logits_at
+from .validation import check_attack_inputs, check_label_range
+
+
+def cw_l2(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, c: float = 1.0, kappa: float = 0.0,
+          steps: int = 100, lr: float = 0.01, max_norm: float | None = None, ignore_index: int = 255,
+          normalization: tuple | None = None, eval_mode: bool = True, **unused) -> torch.Tensor:
+    """Adversarial images ``[B, 3, H, W]``. ``c``: weight of the margin term; ``kappa``: confidence;
+    ``lr``: Adam's step size in tanh space."""
+    _reject(unused, "cw_l2")
+    check_attack_inputs(model, images, labels, eps=0.0, alpha=lr, steps=steps)
+    if c < 0 or kappa < 0:
+        raise ValueError(f"c and kappa must be >= 0, got c={c}, kappa={kappa}")
+    net = NormalizedModel(model, *normalization) if normalization is not None else model
+    x = images.detach()
+    w = torch.atanh((2 * x - 1).clamp(-1 + 1e-6, 1 - 1e-6)).requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=lr)
+    best_x, best_score = x.clone(), torch.full((x.shape[0],), -1.0, device=x.device)
+    best_norm = torch.full_like(best_score, float("inf"))
+    with frozen_for_attack(model, eval_mode=eval_mode):
+        for t in range(steps + 1):
+            with torch.enable_grad():
+                x_adv = (torch.tanh(w) + 1) / 2
+                if max_norm is not None:
+                    delta = x_adv - x
+                    x_adv = x + delta * (max_norm / _per_image_norm(delta, 2)).clamp(max=1.0)
+                logits = logits_at(net(x_adv), labels.shape[-2:])
+                if t == 0:
+                    check_label_range(labels, logits.shape[1], ignore_index)
+                margin, valid = label_margin(logits, labels, ignore_index)
+                dist = (x_adv - x).flatten(1).pow(2).sum(1)  # [B]
+                hinge = per_image_mean((margin + kappa).clamp_min(0), valid)  # [B]
+                loss = (dist + c * hinge).sum()
+            with torch.no_grad():  # the iterate just evaluated: keep it if it is the most damaging so far
+                score = mis_ratio_per_image(logits.argmax(1), labels, ignore_index)
+                norm = dist.sqrt()
+                better = (score > best_score) | ((score == best_score) & (norm < best_norm))
+                best_score = torch.where(better, score, best_score)
+                best_norm = torch.where(better, norm, best_norm)
+                best_x = torch.where(better.view(-1, 1, 1, 1), x_adv.detach(), best_x)
+            if t == steps:
+                break
+            opt.zero_grad(set_to_none=True)
+            (g,) = torch.autograd.grad(loss, w)
+            w.grad = g
+            opt.step()
+    return best_x.detach()
+
+
+def _reject(unused: dict, name: str) -> None:
+    """Accept the shared options the harness passes every attack (eps, alpha, seed, trace) and reject the rest."""
+    extra = set(unused) - {"eps", "alpha", "seed", "trace", "best_iterate"}
+    if extra:
+        raise TypeError(f"{name}() got unexpected keyword arguments {sorted(extra)}")
