@@ -33,7 +33,7 @@ def result(setup):
 def test_clean_and_attacked_numbers(setup, result):
     model, ds = setup
     row = result.row()
-    assert list(row) == ["model", "Clean", "PGD3", "SegPGD3", "CosPGD2", "Worst-case"]
+    assert list(row) == ["model", "Clean", "PGD3", "SegPGD3", "CosPGD2", "Worst-case", "Worst-case (mIoU)"]
     assert row["Clean"] == pytest.approx(100 * dataset_miou(model, ds.images, ds.labels, num_classes=NUM_CLASSES))
     for label in ("PGD3", "SegPGD3", "CosPGD2"):
         assert row[label] < row["Clean"] - 10
@@ -143,3 +143,36 @@ def test_batches_are_dealt_round_robin():
     two = [batch_ranges(10, 3, DistContext(rank=r, world_size=2)) for r in range(2)]
     assert sorted(two[0] + two[1]) == one
     assert [k for k, _, _ in two[1]] == [1, 3]
+
+
+def test_greedy_worst_case_minimises_the_dataset_miou(result):
+    row = result.row()
+    members = [row[a.spec.label] for a in result.attacks]
+    assert row["Worst-case (mIoU)"] <= min(members) + 1e-9
+    assert row["Worst-case (mIoU)"] <= row["Worst-case"] + 1e-9
+    assert all(rec["worst_attack_miou"] in [a.spec.label for a in result.attacks] for rec in result.per_image)
+    assert result.worst_miou.matrix.sum() == result.clean.matrix.sum()
+
+
+def test_greedy_choice_on_a_constructed_case():
+    from fastsegadv.evaluation.harness import greedy_worst_miou
+
+    # two images, two attacks, 2 classes: attack 0 wrecks class 1 on image 0, attack 1 does on image 1
+    cms = torch.zeros(2, 2, 2, 2, dtype=torch.long)
+    cms[0, 0] = torch.tensor([[5, 0], [5, 0]])
+    cms[0, 1] = torch.tensor([[4, 1], [0, 5]])
+    cms[1, 0] = torch.tensor([[5, 0], [0, 5]])
+    cms[1, 1] = torch.tensor([[5, 0], [5, 0]])
+    assert greedy_worst_miou(cms, torch.tensor([1, 0])).tolist() == [0, 1]
+
+
+def test_sea_preset_expands_to_the_apgd_members():
+    cfg = EvalConfig(attacks=["sea@20", "pgd@10"])
+    assert [str(a) for a in cfg.attacks] == ["apgd:loss='masked_ce'@20", "apgd:loss='js'@20", "apgd:loss='ce'@20",
+                                            "pgd@10"]
+
+
+def test_norm_columns(result):
+    d = {x["attack"]: x for x in result.details()}
+    assert 0 < d["PGD3"]["linf_norm"] <= 8 / 255 + 1e-6
+    assert d["PGD3"]["l2_norm"] > d["PGD3"]["linf_norm"]

@@ -41,10 +41,12 @@ class EvalConfig:
     seed: int = 0
     ignore_index: int = 255
     curves: bool = True  # per-iteration confusion matrices for the mIoU / MisRatio / loss curves
+    greedy_miou: bool = True  # also the per-image choice of attack that minimises the dataset mIoU
     progress: bool = True
 
     def __post_init__(self):
-        self.attacks = [a if isinstance(a, AttackSpec) else AttackSpec.parse(a) for a in self.attacks]
+        self.attacks = [a if isinstance(a, AttackSpec) else AttackSpec.parse(a)
+                        for item in self.attacks for a in expand_preset(item)]
         labels = [a.label for a in self.attacks]
         if len(set(labels)) != len(labels):
             raise ValueError(f"attacks listed twice: {labels}")
@@ -52,6 +54,42 @@ class EvalConfig:
             raise ValueError(f"eps must be >= 0, got {self.eps}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+SEA_LOSSES = ("masked_ce", "js", "ce")
+
+
+def expand_preset(item):
+    """``"sea@N"``: APGD with each of SEA's losses (Croce et al. 2023) at N iterations; else ``[item]``."""
+    if isinstance(item, str) and item.split("@")[0] == "sea":
+        steps = item.partition("@")[2] or "100"
+        return [f"apgd:loss='{loss}'@{steps}" for loss in SEA_LOSSES]
+    return [item]
+
+
+def greedy_worst_miou(per_image: torch.Tensor, start: torch.Tensor, *, passes: int = 3) -> torch.Tensor:
+    """Per image the attack whose result minimises the dataset mIoU given the others' choices (coordinate
+    descent from ``start``). per_image ``[N, A, C, C]`` confusion counts; returns the choice ``[N]``."""
+    choice = start.clone()
+    n = per_image.shape[0]
+    total = per_image[torch.arange(n), choice].sum(0)  # [C, C]
+    for _ in range(passes):
+        changed = False
+        for i in range(n):
+            cand = total.unsqueeze(0) - per_image[i, choice[i]] + per_image[i]  # [A, C, C]
+            m = cand.double()
+            tp = m.diagonal(dim1=1, dim2=2)
+            union = m.sum(1) + m.sum(2) - tp
+            iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
+            miou = torch.nanmean(iou, dim=1)  # [A]
+            best = int(torch.argmin(torch.nan_to_num(miou, nan=float("inf"))))
+            if miou[best] < miou[choice[i]] - 1e-15:
+                total = cand[best]
+                choice[i] = best
+                changed = True
+        if not changed:
+            break
+    return choice
 
 
 def eval_seed(seed: int, index: int) -> int:
@@ -92,6 +130,8 @@ class AttackResult:
     curve_confusion: torch.Tensor | None = None  # [T + 1, C, C]: iterate 0..T
     curve_loss: torch.Tensor | None = None  # [T] summed over images
     curve_images: int = 0
+    l2_sum: float = 0.0  # sums over images of the perturbation norms
+    linf_sum: float = 0.0
 
 
 @dataclass
@@ -105,6 +145,7 @@ class ModelResult:
     worst: ConfusionMatrix
     per_image: list  # dicts: index, clean_acc, <label>_acc ..., worst_attack
     config: EvalConfig
+    worst_miou: ConfusionMatrix | None = None  # greedy per-image choice minimising the dataset mIoU
 
     def row(self) -> dict:
         """``{"model", "Clean", "<label>": mIoU %, ..., "Worst-case": mIoU %}`` (001 Table 1 layout)."""
@@ -113,6 +154,8 @@ class ModelResult:
             r[a.spec.label] = 100 * a.confusion.miou()
         if len(self.attacks) > 1:
             r["Worst-case"] = 100 * self.worst.miou()
+            if self.worst_miou is not None:
+                r["Worst-case (mIoU)"] = 100 * self.worst_miou.miou()
         return r
 
     def details(self) -> list[dict]:
@@ -124,6 +167,7 @@ class ModelResult:
             m = a.confusion.miou()
             out.append({"model": self.name, "attack": a.spec.label, "miou": m, "pixel_accuracy": a.confusion.pixel_accuracy(),
                         "mis_ratio": a.confusion.mis_ratio(), "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan"),
+                        "l2_norm": a.l2_sum / self.num_images, "linf_norm": a.linf_sum / self.num_images,
                         "forwards_per_image": a.forwards / self.num_images,
                         "backwards_per_image": a.backwards / self.num_images,
                         "seconds_per_image": a.seconds / self.num_images})
@@ -134,6 +178,11 @@ class ModelResult:
                         "forwards_per_image": sum(a.forwards for a in self.attacks) / self.num_images,
                         "backwards_per_image": sum(a.backwards for a in self.attacks) / self.num_images,
                         "seconds_per_image": sum(a.seconds for a in self.attacks) / self.num_images})
+            if self.worst_miou is not None:
+                m = self.worst_miou.miou()
+                out.append({"model": self.name, "attack": "Worst-case (mIoU)", "miou": m,
+                            "pixel_accuracy": self.worst_miou.pixel_accuracy(), "mis_ratio": self.worst_miou.mis_ratio(),
+                            "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan")})
         return out
 
     def curves(self) -> dict:
@@ -204,6 +253,7 @@ def evaluate_model(
             worst_acc = torch.full((len(seeds),), 2.0, device=device, dtype=torch.float64)
             worst_cm = per_img.clone()
             worst_name = ["Clean"] * len(seeds)
+            attack_cms = []  # per attack [b, C, C]
             bar.update(1)
             for res in results:
                 trace = AttackTrace(num_classes=c, ignore_index=ign) if cfg.curves else None
@@ -220,7 +270,12 @@ def evaluate_model(
                 res.forwards += counter.forwards - f0
                 res.backwards += counter.backwards - b0
                 res.confusion.update(adv_pred, y)
+                d = (adv - x).flatten(1).double()
+                res.l2_sum += float(d.norm(dim=1).sum())
+                res.linf_sum += float(d.abs().amax(1).sum())
                 cm_img = _per_image_confusion(adv_pred, y, c, ign)
+                if cfg.greedy_miou:
+                    attack_cms.append(cm_img)
                 acc = cm_img.diagonal(dim1=1, dim2=2).sum(1).double() / valid
                 for rec, a in zip(records, acc.tolist()):
                     rec[f"{res.spec.label}_acc"] = a
@@ -238,11 +293,42 @@ def evaluate_model(
             worst.matrix = worst.matrix + (worst_cm.sum(0) if results else per_img.sum(0))
             for rec, wname in zip(records, worst_name):
                 rec["worst_attack"] = wname
+            if attack_cms:
+                labels_order = [r.spec.label for r in results]
+                stacked = torch.stack(attack_cms, 1).cpu()  # [b, A, C, C]
+                for j, rec in enumerate(records):
+                    rec["_cms"] = stacked[j]
+                    rec["_start"] = labels_order.index(rec["worst_attack"]) if rec["worst_attack"] in labels_order else 0
             per_image.extend(records)
     finally:
         counter.close()
         bar.close()
-    return _reduce(ModelResult(name, len(dataset), clean, results, worst, per_image, cfg), ctx)
+    result = _reduce(ModelResult(name, len(dataset), clean, results, worst, per_image, cfg), ctx)
+    _greedy(result)
+    return result
+
+
+def _greedy(r: ModelResult) -> None:
+    """Fill ``worst_miou`` from the per-image confusions (then dropped from the records)."""
+    recs = [p for p in r.per_image if "_cms" in p]
+    if len(r.attacks) > 1 and recs and len(recs) == len(r.per_image):
+        cms = torch.stack([p["_cms"] for p in recs])  # [N, A, C, C]
+        n, a = cms.shape[:2]
+        # from the pixel-accuracy choice and from "every image with attack k": never weaker than a member
+        starts = [torch.tensor([p["_start"] for p in recs])] + [torch.full((n,), k) for k in range(a)]
+        best = None
+        for start in starts:
+            choice = greedy_worst_miou(cms, start)
+            cm = ConfusionMatrix(r.clean.num_classes, ignore_index=r.config.ignore_index)
+            cm.matrix = cms[torch.arange(n), choice].sum(0)
+            if best is None or cm.miou() < best[1].miou():
+                best = (choice, cm)
+        choice, r.worst_miou = best
+        for p, k in zip(recs, choice.tolist()):
+            p["worst_attack_miou"] = r.attacks[k].spec.label
+    for p in r.per_image:
+        p.pop("_cms", None)
+        p.pop("_start", None)
 
 
 def _reduce(r: ModelResult, ctx: DistContext) -> ModelResult:
@@ -256,8 +342,9 @@ def _reduce(r: ModelResult, ctx: DistContext) -> ModelResult:
         costs = torch.tensor([a.forwards, a.backwards, a.curve_images], dtype=torch.int64, device=ctx.device)
         all_reduce_sum(costs, ctx)
         a.forwards, a.backwards, a.curve_images = (int(v) for v in costs.tolist())
-        secs = torch.tensor([a.seconds], dtype=torch.float64, device=ctx.device)
-        a.seconds = float(all_reduce_sum(secs, ctx))  # summed over ranks: total compute time
+        secs = torch.tensor([a.seconds, a.l2_sum, a.linf_sum], dtype=torch.float64, device=ctx.device)
+        all_reduce_sum(secs, ctx)  # seconds summed over ranks: total compute time
+        a.seconds, a.l2_sum, a.linf_sum = (float(v) for v in secs.tolist())
         if a.curve_confusion is not None:
             all_reduce_sum(a.curve_confusion, ctx)
             all_reduce_sum(a.curve_loss, ctx)
