@@ -1,4 +1,4 @@
-"""``fastsegadv`` command line: ``train``, ``evaluate``, ``demo`` and ``train-reference``.
+"""``fastsegadv`` command line: ``train``, ``evaluate``, ``study``, ``demo`` and ``train-reference``.
 
 ``fastsegadv <command> --help`` explains every option; ``train`` and ``evaluate`` also read a YAML/JSON
 ``--config`` file and run under ``torchrun``."""
@@ -12,6 +12,7 @@ from . import __version__
 COMMANDS = {
     "train": "adversarial training with a named attack (built-in data by default); DDP under torchrun",
     "evaluate": "robustness table, curves and worst case of models under attacks x budgets",
+    "study": "the studies of Arnab et al.: eps sweeps, multiscale, transfer, CRF (report folder)",
     "demo": "attack the shipped models on the built-in data and print an mIoU table",
     "train-reference": "retrain a shipped reference model from scratch",
 }
@@ -19,12 +20,12 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     from . import demo, train_reference
-    from .commands import evaluate, train
+    from .commands import evaluate, study, train
 
     p = argparse.ArgumentParser(prog="fastsegadv", description="Adversarial robustness of semantic segmentation.")
     p.add_argument("--version", action="version", version=f"fastsegadv {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for name, module in (("train", train), ("evaluate", evaluate)):
+    for name, module in (("train", train), ("evaluate", evaluate), ("study", study)):
         # the real parser of these two is module.build_parser(); this entry only lists them in --help
         sub.add_parser(name, help=COMMANDS[name], add_help=False)
     d = sub.add_parser("demo", help=COMMANDS["demo"])
@@ -38,10 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("train", "evaluate"):
-        from .commands import evaluate, train
+    if argv and argv[0] in ("train", "evaluate", "study"):
+        from .commands import evaluate, study, train
 
-        module = train if argv[0] == "train" else evaluate
+        module = {"train": train, "evaluate": evaluate, "study": study}[argv[0]]
         try:
             return module.main(argv[1:])
         except (ValueError, FileNotFoundError, KeyError) as e:  # bad input: one clear line, exit 2
