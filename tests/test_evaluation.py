@@ -176,3 +176,17 @@ def test_norm_columns(result):
     d = {x["attack"]: x for x in result.details()}
     assert 0 < d["PGD3"]["linf_norm"] <= 8 / 255 + 1e-6
     assert d["PGD3"]["l2_norm"] > d["PGD3"]["linf_norm"]
+
+
+def test_cw_deepfool_and_bim_l2_columns(setup):
+    model, ds = setup
+    cfg = EvalConfig(attacks=["cw_l2:c=5.0,lr=0.02@5", "deepfool@5", "bim_l2:eps=1.0,alpha=0.2@5", "apgd@4"],
+                     batch_size=6, progress=False)
+    r = evaluate_model(model, ds, cfg, num_classes=NUM_CLASSES)
+    row = r.row()
+    assert {"CW(c=5.0,lr=0.02)5", "DeepFool5", "BIM-L2(alpha=0.2,eps=1.0)5", "APGD4"} <= set(row)
+    d = {x["attack"]: x for x in r.details()}
+    assert d["BIM-L2(alpha=0.2,eps=1.0)5"]["l2_norm"] <= 1.0 + 1e-4
+    assert d["APGD4"]["linf_norm"] <= 8 / 255 + 1e-6
+    for label in ("CW(c=5.0,lr=0.02)5", "DeepFool5", "APGD4"):
+        assert row[label] < row["Clean"]
