@@ -19,11 +19,10 @@ import math
 import torch
 import torch.nn as nn
 
-from .cw import _reject
 from .driver import _generators, _random_start, mis_ratio_per_image
 from .margins import per_image_mean, pixel_loss
 from .model_io import NormalizedModel, frozen_for_attack, logits_at
-from .validation import check_attack_inputs, check_label_range
+from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
 def apgd_checkpoints(steps: int) -> list[int]:
@@ -40,7 +39,7 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
          **unused) -> torch.Tensor:
     """Adversarial images ``[B, 3, H, W]`` within the ℓ∞ ball of radius ``eps`` (``alpha`` is not used:
     APGD sets its own step size)."""
-    _reject(unused, "apgd")
+    reject_unknown_options(unused, "apgd")
     check_attack_inputs(model, images, labels, eps=eps, alpha=0.0, steps=steps)
     pixel_loss(torch.zeros(1, 2, 1, 1), torch.zeros(1, 1, 1, dtype=torch.long), loss, ignore_index)  # name check
     net = NormalizedModel(model, *normalization) if normalization is not None else model

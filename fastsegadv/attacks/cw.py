@@ -15,7 +15,7 @@ import torch.nn as nn
 from .driver import _per_image_norm, mis_ratio_per_image
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, frozen_for_attack, logits_at
-from .validation import check_attack_inputs, check_label_range
+from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
 def cw_l2(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, c: float = 1.0, kappa: float = 0.0,
@@ -23,7 +23,7 @@ def cw_l2(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, c: fl
           normalization: tuple | None = None, eval_mode: bool = True, **unused) -> torch.Tensor:
     """Adversarial images ``[B, 3, H, W]``. ``c``: weight of the margin term; ``kappa``: confidence;
     ``lr``: Adam's step size in tanh space."""
-    _reject(unused, "cw_l2")
+    reject_unknown_options(unused, "cw_l2")
     check_attack_inputs(model, images, labels, eps=0.0, alpha=lr, steps=steps)
     if c < 0 or kappa < 0:
         raise ValueError(f"c and kappa must be >= 0, got c={c}, kappa={kappa}")
@@ -61,10 +61,3 @@ def cw_l2(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, c: fl
             w.grad = g
             opt.step()
     return best_x.detach()
-
-
-def _reject(unused: dict, name: str) -> None:
-    """Accept the shared options the harness passes every attack (eps, alpha, seed, trace) and reject the rest."""
-    extra = set(unused) - {"eps", "alpha", "seed", "trace", "best_iterate"}
-    if extra:
-        raise TypeError(f"{name}() got unexpected keyword arguments {sorted(extra)}")

@@ -16,18 +16,17 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .cw import _reject
 from .driver import _per_image_norm, mis_ratio_per_image
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, frozen_for_attack, logits_at
-from .validation import check_attack_inputs, check_label_range
+from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
 def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int = 50,
              overshoot: float = 0.02, max_norm: float | None = None, ignore_index: int = 255,
              normalization: tuple | None = None, eval_mode: bool = True, **unused) -> torch.Tensor:
     """Adversarial images ``[B, 3, H, W]``; per image the iterate with the highest MisRatio is returned."""
-    _reject(unused, "deepfool")
+    reject_unknown_options(unused, "deepfool")
     check_attack_inputs(model, images, labels, eps=0.0, alpha=0.0, steps=steps)
     if overshoot < 0:
         raise ValueError(f"overshoot must be >= 0, got {overshoot}")

@@ -40,3 +40,11 @@ def check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int)
             f"labels contain {labels[bad][0].item()}, outside [0, {num_classes - 1}] "
             f"(the model has {num_classes} classes) and not the ignore_index {ignore_index}"
         )
+
+
+def reject_unknown_options(unused: dict, name: str) -> None:
+    """For attacks with their own loop (CW, DeepFool, APGD): accept the options the harness passes every
+    attack (eps, alpha, seed, trace, best_iterate) where they do not apply, and reject anything else."""
+    extra = set(unused) - {"eps", "alpha", "seed", "trace", "best_iterate"}
+    if extra:
+        raise TypeError(f"{name}() got unexpected keyword arguments {sorted(extra)}")

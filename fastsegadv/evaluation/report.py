@@ -34,7 +34,7 @@ def markdown_table(rows: Sequence[dict], *, digits: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv(rows: Sequence[dict]) -> str:
+def csv_text(rows: Sequence[dict]) -> str:
     cols = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols)
@@ -62,9 +62,9 @@ def write_report(results: Sequence[ModelResult], out_dir: str | Path, *, title: 
               f"pixel accuracy.\n\n")
     atomic_io.write_text(out / "robustness.md", header + markdown_table(rows) + "\n## Details\n\n"
                          + markdown_table(details, digits=4))
-    atomic_io.write_text(out / "robustness.csv", _csv(rows))
-    atomic_io.write_text(out / "details.csv", _csv(details))
-    atomic_io.write_text(out / "per_image.csv", _csv([{"model": r.name, **p} for r in results for p in r.per_image]))
+    atomic_io.write_text(out / "robustness.csv", csv_text(rows))
+    atomic_io.write_text(out / "details.csv", csv_text(details))
+    atomic_io.write_text(out / "per_image.csv", csv_text([{"model": r.name, **p} for r in results for p in r.per_image]))
     payload = {"title": title, "config": cfg, "table": rows, "details": details,
                "curves": {r.name: r.curves() for r in results}, **(extra or {})}
     atomic_io.write_text(out / "robustness.json", json.dumps(payload, indent=1, default=str))

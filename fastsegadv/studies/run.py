@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .. import atomic_io
 from ..attacks import fgsm, ifgsm
-from ..evaluation.report import _csv, markdown_table
+from ..evaluation.report import csv_text, markdown_table
 from ..models.crf import DenseCRF
 from ..models.multiscale import MultiScale, Rescaled
 from .crf_study import crf_study
@@ -120,10 +120,10 @@ def _write(out: Path, sweep, transfers, crf_rows, found, transfer_eps, n) -> Non
     md.append(markdown_table([{k: (100 * v if k in ("miou", "iou_ratio") else v) for k, v in r.items()}
                               for r in crf_rows], digits=3))
     atomic_io.write_text(out / "study.md", "\n".join(md) + "\n")
-    atomic_io.write_text(out / "eps_sweep.csv", _csv(sweep))
-    atomic_io.write_text(out / "crf.csv", _csv(crf_rows))
+    atomic_io.write_text(out / "eps_sweep.csv", csv_text(sweep))
+    atomic_io.write_text(out / "crf.csv", csv_text(crf_rows))
     for attack, res in transfers.items():
-        atomic_io.write_text(out / f"transfer_{attack.replace(' ', '_')}.csv", _csv(matrix_rows(res)))
+        atomic_io.write_text(out / f"transfer_{attack.replace(' ', '_')}.csv", csv_text(matrix_rows(res)))
     atomic_io.write_text(out / "study.json", json.dumps({"findings": found, "sweep": sweep, "transfer": transfers,
                                                           "crf": crf_rows}, indent=1))
     _plots(out, sweep, transfers, crf_rows)
