@@ -28,4 +28,6 @@ TORCH_LIBRARY(fastsegadv, m) {
   // fp32 over the pixels where mask is true; the backward gathers dL/dsums back to the pixels.
   m.def("masked_class_sums(Tensor features, Tensor labels, Tensor mask, int num_classes) -> (Tensor, Tensor)");
   m.def("masked_class_sums_backward(Tensor grad_sums, Tensor features, Tensor labels, Tensor mask) -> Tensor");
+  // ℓ∞ PGD update in one pass: clamp(x + clamp(x_adv + alpha * sign(grad) - x, -eps, eps), 0, 1).
+  m.def("linf_step(Tensor x_adv, Tensor grad, Tensor x, float alpha, float eps) -> Tensor");
 }

@@ -50,6 +50,10 @@ if CPP_AVAILABLE:
         return (features.new_empty((b, num_classes, d), dtype=torch.float32),
                 features.new_empty((b, num_classes), dtype=torch.float32))
 
+    @torch.library.register_fake("fastsegadv::linf_step")
+    def _linf_step_fake(x_adv, grad, x, alpha, eps):
+        return torch.empty_like(x, memory_format=torch.contiguous_format)
+
     @torch.library.register_fake("fastsegadv::masked_class_sums_backward")
     def _masked_class_sums_backward_fake(grad_sums, features, labels, mask):
         return torch.empty_like(features, memory_format=torch.contiguous_format)

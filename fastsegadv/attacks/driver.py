@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from .model_io import FeatureHook, NormalizedModel, frozen_for_attack, logits_at
 from .objectives import Objective
+from .step import linf_step
 from .trace import AttackTrace
 from .validation import check_attack_inputs, check_label_range
 
@@ -165,7 +166,8 @@ def run_attack(
                     (grad,) = torch.autograd.grad(loss, x_adv)
                 x_adv = x_adv.detach()
                 with torch.no_grad():
-                    prediction = logits.detach().argmax(1)  # [B, H, W], from the same forward
+                    if trace is not None or track:
+                        prediction = logits.detach().argmax(1)  # [B, H, W], from the same forward
                     if trace is not None:
                         mis = mis_ratio_per_image(prediction, labels, ignore_index)
                         valid = (labels != ignore_index).flatten(1).sum(1).float()
@@ -173,6 +175,9 @@ def run_attack(
                         trace.record(restart, loss, overall, objective.region_counts(attack_labels), prediction, labels)
                     if track:
                         keep_best(x_adv, prediction)
+                    if step_rule == "linf" and pixel_mask is None:  # step + projection + clamp in one pass
+                        x_adv = linf_step(x_adv, grad, x, sign * alpha, eps)
+                        continue
                     g = sign * grad
                     if pixel_mask is not None:
                         g = g * pixel_mask.to(g)
