@@ -33,10 +33,28 @@ def device_name() -> str:
     return f"{cpu} ({torch.get_num_threads()} threads)"
 
 
+def summarise_e2e(raw: dict) -> list[dict]:
+    """Attack suite: per-iteration ms (call median / steps) and its ratio to the bare forward+input-backward."""
+    runs = [(b["stats"]["median"], b["extra_info"]) for b in raw["benchmarks"]
+            if b["extra_info"].get("suite") == "attack_e2e"]
+    bare = next((t for t, info in runs if info["provider"] == "bare"), None)
+    rows = []
+    for t, info in runs:
+        per_iter = t / info["steps"]
+        row = {"suite": "attack_e2e", "shape": info["shape"], "mode": info["mode"], "provider": info["provider"],
+               "per_iter_ms": 1e3 * per_iter}
+        if bare:
+            row["x_bare"] = per_iter / bare
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["mode"], r["provider"]))
+
+
 def summarise(raw: dict) -> list[dict]:
     med = defaultdict(dict)
     for b in raw["benchmarks"]:
         info = b["extra_info"]
+        if info.get("suite") == "attack_e2e":
+            continue
         med[(info["shape"], info.get("mode", "-"))][info["provider"]] = (b["stats"]["median"], info)
     rows = []
     for (shape, mode), prov in med.items():
@@ -65,6 +83,20 @@ def summarise(raw: dict) -> list[dict]:
 
 
 def markdown(rows: list[dict], header: str) -> str:
+    e2e = [r for r in rows if r.get("suite") == "attack_e2e"]
+    rows = [r for r in rows if r.get("suite") != "attack_e2e"]
+    text = _table(rows, header)
+    if e2e:
+        lines = ["", "## Attack iterations on the shipped model (per-iteration ms; x_bare = / bare forward+input-backward)",
+                 "", "| shape | attack | provider | per_iter_ms | x_bare |", "|---|---|---|---|---|"]
+        for r in e2e:
+            lines.append(f"| {r['shape']} | {r['mode']} | {r['provider']} | {r['per_iter_ms']:.2f} | "
+                         f"{r.get('x_bare', float('nan')):.2f} |")
+        text += "\n".join(lines) + "\n"
+    return text
+
+
+def _table(rows: list[dict], header: str) -> str:
     cols = ["shape", "mode", "provider", "median_ms", "GB/s", "x_clone", "speedup_vs_reference",
             "speedup_vs_compiled", "peak_MiB"]
     cols = [c for c in cols if any(c in r for r in rows)]
@@ -132,7 +164,7 @@ def main() -> int:
         raw = json.loads(raw_path.read_text())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
     meta = {"device": dev, "torch": torch.__version__, "python": platform.python_version(), "commit": commit}
-    rows = summarise(raw)
+    rows = summarise(raw) + summarise_e2e(raw)
     (out / "raw.json").write_text(json.dumps(raw, indent=1))
     (out / "summary.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     title = f"{dev}, torch {meta['torch']}, commit {commit}"

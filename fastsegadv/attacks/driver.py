@@ -98,6 +98,7 @@ def run_attack(
     feature_layer: str | None = None,
     clean_prediction: torch.Tensor | None = None,
     eval_mode: bool = True,
+    amp: str | None = None,
 ) -> torch.Tensor:
     """Run ``steps`` iterations of ``objective`` ascent and return adversarial images ``[B, 3, H, W]``.
 
@@ -107,10 +108,15 @@ def run_attack(
     MisRatio (one extra no-grad forward at the end of each restart); so do ``restarts > 1``.
     ``pixel_mask`` ``[B or 1, 1, H, W]`` zeroes the step outside a pixel subset (004 §4.5).
     ``seed``: an int (one generator for the batch) or one seed per image (the random start of each image
-    then does not depend on its batch). ``normalization=(mean, std)`` wraps the model. The model's modes, ``requires_grad`` flags and
+    then does not depend on its batch). ``normalization=(mean, std)`` wraps the model. ``amp="bf16"`` or
+    ``"fp16"`` runs the model's forward (and so its backward) under autocast; the loss is computed from the
+    low-precision logits with fp32 accumulation (the fused kernels read bf16/fp16 directly) and the
+    iterate stays fp32. The model's modes, ``requires_grad`` flags and
     buffers are unchanged afterwards.
     """
     check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps)
+    if amp not in (None, "bf16", "fp16"):
+        raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
     if step_rule not in STEP_RULES:
         raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
     if not isinstance(restarts, int) or restarts < 1:
@@ -134,8 +140,11 @@ def run_attack(
     hook = FeatureHook(model, feature_layer) if objective.needs_features else contextlib.nullcontext()
     with frozen_for_attack(model, eval_mode=eval_mode), hook:
 
+        amp_dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
         def forward(inp: torch.Tensor) -> torch.Tensor:
-            return logits_at(net(inp), size)  # [B, C, H, W]
+            with torch.autocast(inp.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                return logits_at(net(inp), size)  # [B, C, H, W]
 
         def keep_best(x_cur: torch.Tensor, prediction: torch.Tensor) -> None:
             score = mis_ratio_per_image(prediction, labels, ignore_index)
