@@ -34,8 +34,10 @@ def device_name() -> str:
 
 
 def summarise_e2e(raw: dict) -> list[dict]:
-    """Attack suite: per-iteration ms (call median / steps) and its ratio to the bare forward+input-backward."""
-    runs = [(b["stats"]["median"], b["extra_info"]) for b in raw["benchmarks"]
+    """Attack suite: per-iteration ms (fastest call / steps: on this shared machine the minimum is the
+    stable statistic; the median moves by ±20 % between runs) and its ratio to the bare
+    forward+input-backward."""
+    runs = [(b["stats"]["min"], b["extra_info"]) for b in raw["benchmarks"]
             if b["extra_info"].get("suite") == "attack_e2e"]
     bare = next((t for t, info in runs if info["provider"] == "bare"), None)
     rows = []
@@ -85,9 +87,9 @@ def summarise(raw: dict) -> list[dict]:
 def markdown(rows: list[dict], header: str) -> str:
     e2e = [r for r in rows if r.get("suite") == "attack_e2e"]
     rows = [r for r in rows if r.get("suite") != "attack_e2e"]
-    text = _table(rows, header)
+    text = _table(rows, header) if rows else header + "\n"
     if e2e:
-        lines = ["", "## Attack iterations on the shipped model (per-iteration ms; x_bare = / bare forward+input-backward)",
+        lines = ["", "## Attack iterations on the shipped model (per-iteration ms, fastest of the rounds; x_bare = / bare forward+input-backward)",
                  "", "| shape | attack | provider | per_iter_ms | x_bare |", "|---|---|---|---|---|"]
         for r in e2e:
             lines.append(f"| {r['shape']} | {r['mode']} | {r['provider']} | {r['per_iter_ms']:.2f} | "
@@ -137,6 +139,28 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig.savefig(path, dpi=100)
 
 
+def plot_e2e(rows: list[dict], path: Path, title: str) -> None:
+    """Per-iteration time of each attack / provider as a multiple of the bare forward+input-backward."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["provider"] != "bare" and "x_bare" in r]
+    labels = [f"{r['mode']}\n{r['provider']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows)), 4))
+    colours = ["tab:blue" if r["provider"] == "fastsegadv" else "tab:orange" for r in rows]
+    ax.bar(range(len(rows)), [r["x_bare"] for r in rows], color=colours)
+    ax.axhline(1.0, color="k", lw=1)
+    ax.axhline(1.15, color="grey", ls="--", lw=1, label="1.15 x bare (target)")
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylabel("per-iteration time / (forward + input backward)")
+    ax.set_title(f"Attack iterations, {title}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-k", default=None, help="pytest -k expression to select benchmarks")
@@ -169,8 +193,10 @@ def main() -> int:
     (out / "summary.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     title = f"{dev}, torch {meta['torch']}, commit {commit}"
     (out / "summary.md").write_text(markdown(rows, f"# Benchmarks: {title}"))
-    if rows:
+    if any("x_clone" in r for r in rows):
         plot([r for r in rows if "x_clone" in r], out / "fused_loss.png", title)
+    if any(r.get("suite") == "attack_e2e" for r in rows):
+        plot_e2e([r for r in rows if r.get("suite") == "attack_e2e"], out / "attack_e2e.png", title)
     print(markdown(rows, f"# Benchmarks: {title}"))
     print(f"wrote {out}")
     return rc

@@ -50,7 +50,7 @@ def test_bare_forward_input_backward(benchmark, setup):
         return g
 
     try:
-        benchmark.pedantic(one, rounds=STEPS * 3, warmup_rounds=2)
+        benchmark.pedantic(one, rounds=STEPS * 5, warmup_rounds=3)
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
@@ -61,7 +61,7 @@ def test_bare_forward_input_backward(benchmark, setup):
 def test_fastsegadv_attack(benchmark, setup, attack):
     model, x, y = setup
     fn = OURS[attack]
-    benchmark.pedantic(lambda: fn(model, x, y, eps=EPS, alpha=ALPHA, steps=STEPS, seed=0), rounds=3, warmup_rounds=1)
+    benchmark.pedantic(lambda: fn(model, x, y, eps=EPS, alpha=ALPHA, steps=STEPS, seed=0), rounds=5, warmup_rounds=1)
     _record(benchmark, x, attack, "fastsegadv", STEPS)
 
 
@@ -91,7 +91,7 @@ def _cospgd_loop(model, x, y, scale):
 def test_cospgd_package(benchmark, setup, attack):
     pytest.importorskip("cospgd")
     model, x, y = setup
-    benchmark.pedantic(lambda: _cospgd_loop(model, x, y, attack), rounds=3, warmup_rounds=1)
+    benchmark.pedantic(lambda: _cospgd_loop(model, x, y, attack), rounds=5, warmup_rounds=1)
     model.zero_grad(set_to_none=True)
     _record(benchmark, x, attack, "cospgd package", STEPS)
 
@@ -101,5 +101,5 @@ def test_torchattacks_pgd(benchmark, setup):
     model, x, y = setup
     atk = torchattacks.PGD(model, eps=EPS, alpha=ALPHA, steps=STEPS, random_start=True)
     y_ta = torch.where(y == 255, -100, y)
-    benchmark.pedantic(lambda: atk(x, y_ta), rounds=3, warmup_rounds=1)
+    benchmark.pedantic(lambda: atk(x, y_ta), rounds=5, warmup_rounds=1)
     _record(benchmark, x, "pgd", "torchattacks", STEPS)
