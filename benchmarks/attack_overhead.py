@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from fastsegadv import attacks as A
 from fastsegadv.data import make_digit_scenes
 from fastsegadv.models import load_pretrained
+from run_benchmarks import device_name  # this folder is on sys.path when the script runs
 
 ATTACKS = {"pgd": A.pgd, "segpgd": A.segpgd, "cospgd": A.cospgd, "rp_pgd": A.rp_pgd,
            "uncertainty_pgd": lambda *a, **k: A.uncertainty_pgd(*a, measure="entropy", **k)}
@@ -32,8 +32,11 @@ STEPS = 10
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "attack_e2e" / "AMD_EPYC__2_threads")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "attack_e2e",
+                    help="results/attack_e2e; a folder named after the device is made inside")
     args = ap.parse_args()
+    dev = device_name()
+    out = args.out / "".join(ch if ch.isalnum() else "_" for ch in dev).strip("_")[:60]
     model = load_pretrained("standard")
     x, y = make_digit_scenes("test", num_images=16, seed=0)
     with torch.no_grad():
@@ -67,16 +70,15 @@ def main() -> int:
         rows.append({"attack": name, "median_ratio": statistics.median(ratios), "min_ratio": min(ratios),
                      "max_ratio": max(ratios), "median_per_iter_ms": 1e3 * statistics.median(per_iter)})
         print(rows[-1], flush=True)
-    cpu = platform.processor() or platform.machine()
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu, "rounds": args.rounds,
+    meta = {"device": dev, "torch": torch.__version__, "rounds": args.rounds,
             "shape": list(x.shape), "steps": STEPS}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "attack_overhead.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "attack_overhead.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     lines = [f"# Attack iteration / bare forward+input-backward, interleaved ({meta})", "",
              "| attack | median ratio | min | max | median ms / iteration |", "|---|---|---|---|---|"]
     lines += [f"| {r['attack']} | {r['median_ratio']:.3f} | {r['min_ratio']:.3f} | {r['max_ratio']:.3f} | "
               f"{r['median_per_iter_ms']:.1f} |" for r in rows]
-    (args.out / "attack_overhead.md").write_text("\n".join(lines) + "\n")
+    (out / "attack_overhead.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
