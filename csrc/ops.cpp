@@ -30,4 +30,14 @@ TORCH_LIBRARY(fastsegadv, m) {
   m.def("masked_class_sums_backward(Tensor grad_sums, Tensor features, Tensor labels, Tensor mask) -> Tensor");
   // ℓ∞ PGD update in one pass: clamp(x + clamp(x_adv + alpha * sign(grad) - x, -eps, eps), 0, 1).
   m.def("linf_step(Tensor x_adv, Tensor grad, Tensor x, float alpha, float eps) -> Tensor");
+  // The weighted cross-entropy of low-resolution logits [B, C, h, w] bilinearly upsampled on the fly to
+  // the labels' [B, H, W] (F.interpolate semantics, align_corners as given); same outputs as
+  // weighted_ce_forward / _backward, with the gradient w.r.t. the low-resolution logits.
+  m.def(
+      "upsample_weighted_ce_forward(Tensor logits, Tensor labels, Tensor(a!) region_state, float[] params, "
+      "int flags, int ignore_index, bool align_corners, bool per_pixel, bool with_grad, float grad_scale) "
+      "-> (Tensor, Tensor, Tensor)");
+  m.def(
+      "upsample_weighted_ce_backward(Tensor grad_scale, Tensor logits, Tensor labels, Tensor region_state, "
+      "float[] params, int flags, int ignore_index, bool align_corners) -> Tensor");
 }

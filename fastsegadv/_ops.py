@@ -50,6 +50,20 @@ if CPP_AVAILABLE:
         return (features.new_empty((b, num_classes, d), dtype=torch.float32),
                 features.new_empty((b, num_classes), dtype=torch.float32))
 
+    @torch.library.register_fake("fastsegadv::upsample_weighted_ce_forward")
+    def _upsample_weighted_ce_forward_fake(logits, labels, region_state, params, flags, ignore_index, align_corners,
+                                           per_pixel, with_grad, grad_scale):
+        b, h, w = labels.shape
+        loss = logits.new_empty((b, h, w) if per_pixel else (0,), dtype=torch.float32)
+        grad = (logits.new_empty(logits.shape, dtype=torch.float32) if with_grad
+                else logits.new_empty((0,), dtype=torch.float32))
+        return loss, logits.new_empty((b, NUM_STATS), dtype=torch.float64), grad
+
+    @torch.library.register_fake("fastsegadv::upsample_weighted_ce_backward")
+    def _upsample_weighted_ce_backward_fake(grad_scale, logits, labels, region_state, params, flags, ignore_index,
+                                            align_corners):
+        return logits.new_empty(logits.shape)
+
     @torch.library.register_fake("fastsegadv::linf_step")
     def _linf_step_fake(x_adv, grad, x, alpha, eps):
         return torch.empty_like(x, memory_format=torch.contiguous_format)

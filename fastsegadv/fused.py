@@ -48,7 +48,14 @@ def encode(weighting: Weighting, step: int | None, steps: int | None, update_reg
     return flags, params
 
 
-def _kernels(backend: str):
+def _kernels(backend):
+    """(forward, backward) kernels; ``backend`` is "cpp", "triton", or ("upsample", align_corners) for the
+    C++ kernels that read low-resolution logits and upsample them on the fly (fused_upsample.py)."""
+    if isinstance(backend, tuple):
+        align_corners = backend[1]
+        fwd, bwd = torch.ops.fastsegadv.upsample_weighted_ce_forward, torch.ops.fastsegadv.upsample_weighted_ce_backward
+        return (lambda z, y, st, prm, fl, ign, pp, wg, gs: fwd(z, y, st, prm, fl, ign, align_corners, pp, wg, gs),
+                lambda gs, z, y, st, prm, fl, ign: bwd(gs, z, y, st, prm, fl, ign, align_corners))
     if backend == "cpp":
         return torch.ops.fastsegadv.weighted_ce_forward, torch.ops.fastsegadv.weighted_ce_backward
     from .kernels import weighted_ce  # Triton

@@ -1,0 +1,65 @@
+"""Fused bilinear upsample + weighted cross-entropy (issue 6): many models give logits at 1/4 or 1/8 of
+the label resolution and upsample them before the loss; the upsampled logits (and their gradient) are
+then the biggest tensors of an attack step. ``upsample_weighted_cross_entropy`` computes the loss,
+every weighting of DESIGN.md §3 and the gradient w.r.t. the *low-resolution* logits straight from them,
+interpolating on the fly (C++ CPU kernel, csrc/cpu/upsample_weighted_ce_cpu.cpp; deterministic
+backward). The reference beside it is ``F.interpolate`` followed by the eager loss, and is used where
+the kernel does not run (CUDA/Triton versions are not written yet; float64; C < 2).
+
+    loss = upsample_weighted_cross_entropy(logits_low, labels, weighting=Weighting(segpgd="linear"),
+                                           step=t, steps=T, align_corners=False)
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._ops import CPP_AVAILABLE
+from .fused import FusedWeightedCrossEntropy, encode
+from .losses.pixelwise import check_reduction
+from .losses.weighted import Weighting, weighted_cross_entropy_reference
+
+
+def _kernel_available(logits: torch.Tensor) -> bool:
+    return (CPP_AVAILABLE and logits.device.type == "cpu" and logits.dtype != torch.float64 and logits.shape[1] >= 2
+            and torch._C._dispatch_has_kernel_for_dispatch_key("fastsegadv::upsample_weighted_ce_forward", "CPU"))
+
+
+def upsample_weighted_cross_entropy_reference(logits, labels, *, align_corners: bool = False, **kwargs):
+    """``F.interpolate(logits, labels' size, bilinear)`` then the eager weighted CE (the spec)."""
+    up = F.interpolate(logits, size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=align_corners)
+    return weighted_cross_entropy_reference(up, labels, **kwargs)
+
+
+def upsample_weighted_cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    weighting: Weighting = Weighting(),
+    step: int | None = None,
+    steps: int | None = None,
+    region_state: torch.Tensor | None = None,
+    update_region_state: bool = True,
+    ignore_index: int = 255,
+    reduction: str = "mean",
+    align_corners: bool = False,
+    backend: str | None = None,
+):
+    """Weighted CE of ``logits [B, C, h, w]`` upsampled to ``labels [B, H, W]``; ``region_state`` at label
+    resolution. ``backend="reference"`` forces the eager path."""
+    check_reduction(reduction)
+    if logits.dim() != 4 or labels.dim() != 3 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"logits must be [B, C, h, w] and labels [B, H, W]; got {tuple(logits.shape)}, "
+                         f"{tuple(labels.shape)}")
+    weighting.check_arguments(step, steps, region_state, labels)
+    kw = dict(weighting=weighting, step=step, steps=steps, region_state=region_state,
+              update_region_state=update_region_state, ignore_index=ignore_index, reduction=reduction)
+    if backend == "reference" or not _kernel_available(logits):
+        return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)
+    flags, params = encode(weighting, step, steps, update_region_state)
+    state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
+    # the forward's gradient can only be scaled afterwards by a scalar: reduction="none" recomputes
+    with_grad = torch.is_grad_enabled() and logits.requires_grad and reduction != "none"
+    out, _ = FusedWeightedCrossEntropy.apply(logits, labels.long(), state, params, flags, ignore_index, reduction,
+                                             ("upsample", bool(align_corners)), with_grad)
+    return out
