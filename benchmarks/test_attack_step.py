@@ -1,7 +1,6 @@
 """End to end: per-iteration time of 10-step SegPGD and RP-PGD on the shipped model, fused (default
 backend) vs the eager reference loss, measured in the same run."""
 import pytest
-import torch
 
 from fastsegadv import attacks as A
 from fastsegadv.data import make_digit_scenes

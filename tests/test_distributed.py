@@ -7,7 +7,6 @@ one call, each rank 2 of them, the convolutions round differently for the two ba
 pixel's input gradient is ~0 the sign step can flip. The metrics still agree to ~1e-3 (checked); the
 evaluation, whose per-image attacks do not interact, gives exactly the same table."""
 import json
-import shutil
 import subprocess
 import sys
 import time

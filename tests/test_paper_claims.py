@@ -10,7 +10,6 @@ there), so for that model the test asserts the regions-only RP-PGD.
 from functools import partial
 
 import pytest
-import torch
 
 from fastsegadv import attacks as A
 from fastsegadv.data import make_digit_scenes
