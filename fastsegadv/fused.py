@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _ops
+from . import _ops  # noqa: F401  (loads the compiled ops and their fake kernels)
 from .backend import choose_backend
 from .losses.pixelwise import check_logits_labels, check_reduction, reduce_pixels
 from .losses.regions import region_counts, region_lambdas
