@@ -14,7 +14,8 @@ import math
 import torch
 import torch.nn as nn
 
-from .model_io import FeatureHook, NormalizedModel, frozen_for_attack, logits_at
+from ..backend import choose_backend
+from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import Objective
 from .step import linf_step
 from .trace import AttackTrace
@@ -142,9 +143,12 @@ def run_attack(
 
         amp_dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
-        def forward(inp: torch.Tensor) -> torch.Tensor:
+        def forward_raw(inp: torch.Tensor) -> torch.Tensor:
             with torch.autocast(inp.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                return logits_at(net(inp), size)  # [B, C, H, W]
+                return extract_logits(net(inp))  # [B, C, h, w]: the model's resolution
+
+        def forward(inp: torch.Tensor) -> torch.Tensor:
+            return logits_at(forward_raw(inp), size)  # [B, C, H, W]
 
         def keep_best(x_cur: torch.Tensor, prediction: torch.Tensor) -> None:
             score = mis_ratio_per_image(prediction, labels, ignore_index)
@@ -164,19 +168,24 @@ def run_attack(
             for t in range(1, steps + 1):
                 x_adv.requires_grad_(True)
                 with torch.enable_grad():
-                    logits = forward(x_adv)
+                    raw = forward_raw(x_adv)  # [B, C, h, w]
+                    # logits below the label resolution: the loss upsamples them on the fly (fused kernel)
+                    low_res = (tuple(raw.shape[-2:]) != tuple(size) and objective.supports_low_res
+                               and raw.dim() == 4 and choose_backend(raw, None) == "cpp")
+                    logits = raw if low_res else logits_at(raw, size)
                     if not checked:
                         check_label_range(labels, logits.shape[1], ignore_index)
                         if targeted_labels is not None:
                             check_label_range(targeted_labels, logits.shape[1], ignore_index)
                         checked = True
                     feats = hook.features if objective.needs_features else None
-                    loss = objective(logits, attack_labels, step=t, steps=steps, features=feats)
+                    loss = objective(logits, attack_labels, step=t, steps=steps, features=feats, low_res=low_res)
                     (grad,) = torch.autograd.grad(loss, x_adv)
                 x_adv = x_adv.detach()
                 with torch.no_grad():
                     if trace is not None or track:
-                        prediction = logits.detach().argmax(1)  # [B, H, W], from the same forward
+                        # [B, H, W], from the same forward
+                        prediction = (logits_at(logits.detach(), size) if low_res else logits.detach()).argmax(1)
                     if trace is not None:
                         mis = mis_ratio_per_image(prediction, labels, ignore_index)
                         valid = (labels != ignore_index).flatten(1).sum(1).float()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ..fused_upsample import upsample_weighted_cross_entropy
 from ..losses import Weighting, init_region_state, prototype_loss, region_counts, weighted_cross_entropy
 
 
@@ -13,6 +14,8 @@ class Objective:
 
     needs_features = False
     needs_clean_prediction = False
+    # can take logits below the label resolution (``low_res=True``) and upsample them inside the loss
+    supports_low_res = True
 
     def __init__(self, *, ignore_index: int = 255):
         self.ignore_index = ignore_index
@@ -20,7 +23,9 @@ class Objective:
     def begin(self, labels: torch.Tensor, clean_prediction: torch.Tensor | None) -> None:
         """Called before the first step of each restart."""
 
-    def __call__(self, logits, labels, *, step: int, steps: int, features=None) -> torch.Tensor:
+    def __call__(self, logits, labels, *, step: int, steps: int, features=None, low_res: bool = False) -> torch.Tensor:
+        if low_res:  # logits [B, C, h, w] upsampled bilinearly to the labels inside the fused loss
+            return upsample_weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index)
         return weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index, validate=False)
 
     def region_counts(self, labels: torch.Tensor) -> torch.Tensor | None:
@@ -40,11 +45,12 @@ class WeightedCE(Objective):
         if self.weighting.regions:
             self.state = init_region_state(clean_prediction, labels, ignore_index=self.ignore_index)
 
-    def __call__(self, logits, labels, *, step, steps, features=None):
-        return weighted_cross_entropy(
-            logits, labels, weighting=self.weighting, step=step, steps=steps, region_state=self.state,
-            ignore_index=self.ignore_index, validate=False,
-        )
+    def __call__(self, logits, labels, *, step, steps, features=None, low_res=False):
+        kw = dict(weighting=self.weighting, step=step, steps=steps, region_state=self.state,
+                  ignore_index=self.ignore_index)
+        if low_res:
+            return upsample_weighted_cross_entropy(logits, labels, **kw)
+        return weighted_cross_entropy(logits, labels, validate=False, **kw)
 
     def region_counts(self, labels):
         if self.state is None:
@@ -61,9 +67,10 @@ class RegionPrototype(WeightedCE):
             raise ValueError(f"beta must be in [0, 1], got {beta!r}")
         self.beta = beta
         self.needs_features = beta < 1.0
+        self.supports_low_res = beta == 1.0  # the prototype term wants labels at the logits' resolution
 
-    def __call__(self, logits, labels, *, step, steps, features=None):
-        l_r = super().__call__(logits, labels, step=step, steps=steps)
+    def __call__(self, logits, labels, *, step, steps, features=None, low_res=False):
+        l_r = super().__call__(logits, labels, step=step, steps=steps, low_res=low_res)
         if self.beta == 1.0:
             return l_r
         l_p = prototype_loss(
@@ -76,7 +83,9 @@ class DagMargin(Objective):
     """DAG (Xie et al., ICCV 2017), untargeted as in adv-lib: push down ``z_y - max_{k != y} z_k`` on the
     pixels still correctly classified (the ascended value is its negative sum)."""
 
-    def __call__(self, logits, labels, *, step, steps, features=None):
+    supports_low_res = False
+
+    def __call__(self, logits, labels, *, step, steps, features=None, low_res=False):
         z = logits.float()
         valid = labels != self.ignore_index
         safe = torch.where(valid, labels, torch.zeros_like(labels))
