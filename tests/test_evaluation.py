@@ -190,3 +190,11 @@ def test_cw_deepfool_and_bim_l2_columns(setup):
     assert d["APGD4"]["linf_norm"] <= 8 / 255 + 1e-6
     for label in ("CW(c=5.0,lr=0.02)5", "DeepFool5", "APGD4"):
         assert row[label] < row["Clean"]
+
+
+def test_rp_pgd_reuses_the_clean_prediction(setup):
+    model, ds = setup
+    r = evaluate_model(model, ds, EvalConfig(attacks=["rp_pgd@2"], batch_size=6, progress=False, curves=False),
+                       num_classes=NUM_CLASSES)
+    d = {x["attack"]: x for x in r.details()}
+    assert d["RP-PGD2"]["forwards_per_image"] == 3  # 2 iterations + the evaluation forward; no extra clean pass

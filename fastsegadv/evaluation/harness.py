@@ -261,7 +261,10 @@ def evaluate_model(
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                adv = res.spec.run(model, x, y, eps=cfg.eps, alpha=cfg.alpha, seed=seeds, ignore_index=ign, trace=trace)
+                # RP-PGD needs the clean prediction for its region state: reuse ours (one forward less)
+                extra = {"clean_prediction": pred} if res.spec.name == "rp_pgd" and forward is None else {}
+                adv = res.spec.run(model, x, y, eps=cfg.eps, alpha=cfg.alpha, seed=seeds, ignore_index=ign, trace=trace,
+                                   **extra)
                 with torch.no_grad():
                     adv_pred = logits_at(predict(adv), y.shape[-2:]).argmax(1)
                 if device.type == "cuda":
