@@ -3,8 +3,9 @@ the label resolution and upsample them before the loss; the upsampled logits (an
 then the biggest tensors of an attack step. ``upsample_weighted_cross_entropy`` computes the loss,
 every weighting of DESIGN.md §3 and the gradient w.r.t. the *low-resolution* logits straight from them,
 interpolating on the fly (C++ CPU kernel, csrc/cpu/upsample_weighted_ce_cpu.cpp; deterministic
-backward). The reference beside it is ``F.interpolate`` followed by the eager loss, and is used where
-the kernel does not run (CUDA/Triton versions are not written yet; float64; C < 2).
+backward). The reference beside it is ``F.interpolate`` followed by the eager loss. The backend comes from
+:func:`fastsegadv.backend.choose_backend` (``FASTSEGADV_BACKEND`` included); the kernel exists for CPU
+only, so every other choice (CUDA, Triton, float64, C < 2) runs the reference.
 
     loss = upsample_weighted_cross_entropy(logits_low, labels, weighting=Weighting(segpgd="linear"),
                                            step=t, steps=T, align_corners=False)
@@ -14,15 +15,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._ops import CPP_AVAILABLE
+from .backend import choose_backend
 from .fused import FusedWeightedCrossEntropy, encode
 from .losses.pixelwise import check_reduction
 from .losses.weighted import Weighting, weighted_cross_entropy_reference
-
-
-def _kernel_available(logits: torch.Tensor) -> bool:
-    return (CPP_AVAILABLE and logits.device.type == "cpu" and logits.dtype != torch.float64 and logits.shape[1] >= 2
-            and torch._C._dispatch_has_kernel_for_dispatch_key("fastsegadv::upsample_weighted_ce_forward", "CPU"))
 
 
 def upsample_weighted_cross_entropy_reference(logits, labels, *, align_corners: bool = False, **kwargs):
@@ -46,7 +42,7 @@ def upsample_weighted_cross_entropy(
     backend: str | None = None,
 ):
     """Weighted CE of ``logits [B, C, h, w]`` upsampled to ``labels [B, H, W]``; ``region_state`` at label
-    resolution. ``backend="reference"`` forces the eager path."""
+    resolution. ``backend`` as in :func:`fastsegadv.fused.weighted_cross_entropy`."""
     check_reduction(reduction)
     if logits.dim() != 4 or labels.dim() != 3 or labels.shape[0] != logits.shape[0]:
         raise ValueError(f"logits must be [B, C, h, w] and labels [B, H, W]; got {tuple(logits.shape)}, "
@@ -54,7 +50,7 @@ def upsample_weighted_cross_entropy(
     weighting.check_arguments(step, steps, region_state, labels)
     kw = dict(weighting=weighting, step=step, steps=steps, region_state=region_state,
               update_region_state=update_region_state, ignore_index=ignore_index, reduction=reduction)
-    if backend == "reference" or not _kernel_available(logits):
+    if choose_backend(logits, backend) != "cpp" or logits.device.type != "cpu":
         return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)
     flags, params = encode(weighting, step, steps, update_region_state)
     state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)

@@ -135,7 +135,26 @@ struct PixelStage {
       : loss(P), alpha(P), beta(P), gy(P), ga(P), gb(P), invS(P), k(P, 1.f), gbuf(with_grad ? C * P : 0), ib(P),
         state_in(P, REGION_TRUE), state(P), correct(P) {}
 
-  // state_in and k (the upstream gradient of each pixel's loss) are filled by the caller. FLAGS: the
+  // The block's inputs from [B, H, W] arrays at flat index i0: region state (st, nullable: all True) and
+  // the upstream gradient of each pixel's loss (k_pix per pixel, or the scalar k_scalar).
+  void load_inputs(const uint8_t* st, const float* k_pix, float k_scalar, int64_t i0, int64_t n) {
+    if (st) std::copy(st + i0, st + i0 + n, state_in.begin());
+    if (k_pix)
+      std::copy(k_pix + i0, k_pix + i0 + n, k.begin());
+    else
+      std::fill(k.begin(), k.begin() + n, k_scalar);
+  }
+
+  // Outputs of the block to [B, H, W] arrays at flat index i0 (each nullable): new region state, per-pixel
+  // loss; and its statistics to acc[NUM_STATS] (nullable).
+  void store_outputs(const BlockReductions& r, uint8_t* st_out, float* loss_out, double* acc, bool regions, int64_t i0,
+                     int64_t n) const {
+    if (st_out) std::copy(state.begin(), state.begin() + n, st_out + i0);
+    if (loss_out) std::copy(loss.begin(), loss.begin() + n, loss_out + i0);
+    if (acc) statistics(r, n, regions, acc);
+  }
+
+  // state_in and k (the upstream gradient of each pixel's loss) are filled by the caller (load_inputs). FLAGS: the
   // flags as a compile-time constant (the flag tests fold away and the loop vectorises), or -1 for the
   // generic loop that reads them at run time.
   template <int64_t FLAGS>
@@ -253,6 +272,11 @@ struct PixelStage {
     return gv;
   }
 };
+
+// The op's double parameters as the floats the kernels use.
+inline void float_params(at::ArrayRef<double> params_d, float* params) {
+  for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
+}
 
 }  // namespace cpu
 }  // namespace fastsegadv

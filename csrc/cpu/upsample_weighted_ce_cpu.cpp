@@ -64,9 +64,10 @@ void check_inputs(const at::Tensor& logits, const at::Tensor& labels, const at::
 }
 
 // k: upstream gradient of each pixel's loss (k_pix per pixel [B*H*W] or the scalar k_scalar).
+// st_out: where the updated region state goes (nullable: no update).
 // rowbuf (if grad wanted): [B, H, C, w] fp32, filled here. part: [B, H * nblk, NUM_STATS] (nullable).
 template <typename scalar_t>
-void phase1(const scalar_t* z, const int64_t* lab, uint8_t* st, bool update, const Problem& p, const Axis& ay,
+void phase1(const scalar_t* z, const int64_t* lab, const uint8_t* st, uint8_t* st_out, const Problem& p, const Axis& ay,
             const Axis& ax, int64_t flags, const float* params, int64_t ignore_index, float k_scalar,
             const float* k_pix, float* loss_ptr, double* part, float* rowbuf) {
   const bool weight_grad = has_weight_grad(flags);
@@ -95,15 +96,10 @@ void phase1(const scalar_t* z, const int64_t* lab, uint8_t* st, bool update, con
           }
         }
         reduce_loaded(lab + i0, p.C, p.P, n, flags, ignore_index, r);
-        if (st) std::copy(st + i0, st + i0 + n, ps.state_in.begin());
-        if (k_pix)
-          std::copy(k_pix + i0, k_pix + i0 + n, ps.k.begin());
-        else
-          std::fill(ps.k.begin(), ps.k.begin() + n, k_scalar);
+        ps.load_inputs(st, k_pix, k_scalar, i0, n);
         ps.compute(r, n, static_cast<int>(p.C), flags, params);
-        if (update) std::copy(ps.state.begin(), ps.state.begin() + n, st + i0);
-        if (loss_ptr) std::copy(ps.loss.begin(), ps.loss.begin() + n, loss_ptr + i0);
-        if (part) ps.statistics(r, n, st != nullptr, part + (task * p.nblk + blk) * NUM_STATS);
+        ps.store_outputs(r, st_out, loss_ptr, part ? part + (task * p.nblk + blk) * NUM_STATS : nullptr,
+                         st != nullptr, i0, n);
         if (!rb) continue;
         for (int64_t c = 0; c < p.C; ++c) {  // transpose of the horizontal interpolation, in pixel order
           const float* __restrict__ gv = ps.gradient_row(r, p.P, n, c, weight_grad);
@@ -165,7 +161,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> upsample_weighted_ce_forward_cpu(
   const Problem p = problem(logits, labels);
   const Axis ay(p.h, p.H, align_corners), ax(p.w, p.W, align_corners);
   float params[NUM_PARAMS];
-  for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
+  cpu::float_params(params_d, params);
   const auto f32 = logits.options().dtype(at::kFloat);
   at::Tensor loss = per_pixel ? at::empty({p.B, p.H, p.W}, f32) : at::empty({0}, f32);
   at::Tensor partial = at::zeros({p.B, p.H * p.nblk, NUM_STATS}, logits.options().dtype(at::kDouble));
@@ -173,7 +169,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> upsample_weighted_ce_forward_cpu(
   at::Tensor grad = with_grad ? at::empty({p.B, p.C, p.h, p.w}, f32) : at::empty({0}, f32);
   uint8_t* st = (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "upsample_weighted_ce_forward_cpu", [&] {
-    phase1<scalar_t>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, st && (flags & FLAG_UPDATE_STATE), p,
+    phase1<scalar_t>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, (flags & FLAG_UPDATE_STATE) ? st : nullptr, p,
                      ay, ax, flags, params, ignore_index, static_cast<float>(grad_scale), nullptr,
                      per_pixel ? loss.data_ptr<float>() : nullptr, partial.data_ptr<double>(),
                      with_grad ? rowbuf.data_ptr<float>() : nullptr);
@@ -195,15 +191,14 @@ at::Tensor upsample_weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, co
   const Problem p = problem(logits, labels);
   const Axis ay(p.h, p.H, align_corners), ax(p.w, p.W, align_corners);
   float params[NUM_PARAMS];
-  for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
+  cpu::float_params(params_d, params);
   flags &= ~FLAG_UPDATE_STATE;  // the forward already updated the state
   at::Tensor rowbuf = at::empty({p.B, p.H, p.C, p.w}, logits.options().dtype(at::kFloat));
   at::Tensor grad = at::empty({p.B, p.C, p.h, p.w}, logits.options());
-  // the state is only read (FLAG_UPDATE_STATE cleared)
-  uint8_t* st = (flags & FLAG_REGIONS) ? const_cast<uint8_t*>(region_state.data_ptr<uint8_t>()) : nullptr;
+  const uint8_t* st = (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr;
   const float* sp = scale.data_ptr<float>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "upsample_weighted_ce_backward_cpu", [&] {
-    phase1<scalar_t>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, false, p, ay, ax, flags, params,
+    phase1<scalar_t>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, nullptr, p, ay, ax, flags, params,
                      ignore_index, scalar ? sp[0] : 0.f, scalar ? nullptr : sp, nullptr, nullptr,
                      rowbuf.data_ptr<float>());
     phase2<scalar_t>(rowbuf.data_ptr<float>(), p, ay, grad.data_ptr<scalar_t>());

@@ -120,49 +120,51 @@ void write_block(PixelStage& ps, const BlockReductions& r, const Geometry& g, in
   }
 }
 
+// One pass over the blocks (forward and backward share it). Optional outputs, nullptr when not wanted:
+// st_out (updated region state), per-pixel loss, per-block statistics part [B * nblk, NUM_STATS] and the
+// gradient (same strides as the logits) scaled by the upstream k_pix (per pixel) or k_scalar.
+template <typename scalar_t, typename out_t>
+void run_blocks(const scalar_t* z, const int64_t* lab, const uint8_t* st, uint8_t* st_out, const Geometry& g,
+                int64_t flags, const float* params, int64_t ignore_index, float k_scalar, const float* k_pix,
+                float* loss_ptr, double* part, out_t* grad_ptr) {
+  at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
+    BlockReductions r(g.C, g.P);
+    PixelStage ps(g.C, g.P, grad_ptr != nullptr);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
+      const int64_t i0 = b * g.HW + p0;
+      load_block(z + b * g.sb, g, p0, n, r);
+      reduce_loaded(lab + i0, g.C, g.P, n, flags, ignore_index, r);
+      ps.load_inputs(st, k_pix, k_scalar, i0, n);
+      ps.compute(r, n, static_cast<int>(g.C), flags, params);
+      ps.store_outputs(r, st_out, loss_ptr, part ? part + task * NUM_STATS : nullptr, st != nullptr, i0, n);
+      if (grad_ptr) write_block(ps, r, g, n, grad_ptr, b, p0, has_weight_grad(flags));
+    }
+  });
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
     const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, at::ArrayRef<double> params_d,
     int64_t flags, int64_t ignore_index, bool per_pixel, bool with_grad, double grad_scale) {
   check_inputs(logits_in, labels_in, region_state, flags, params_d);
-  const float k_fwd = static_cast<float>(grad_scale);
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();
   TORCH_CHECK(!(flags & FLAG_REGIONS) || region_state.is_contiguous(), "region_state must be contiguous");
   const Geometry g = geometry(logits);
   float params[NUM_PARAMS];
-  for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
-  at::Tensor loss = per_pixel ? at::empty({g.B, logits.size(2), logits.size(3)}, logits.options().dtype(at::kFloat))
-                              : at::empty({0}, logits.options().dtype(at::kFloat));
+  cpu::float_params(params_d, params);
+  const auto f32 = logits.options().dtype(at::kFloat);
+  at::Tensor loss = per_pixel ? at::empty({g.B, logits.size(2), logits.size(3)}, f32) : at::empty({0}, f32);
   // grad_scale * d(sum_i loss_i)/dz in fp32, same memory format as the logits
-  at::Tensor grad = with_grad ? at::empty_like(logits, logits.options().dtype(at::kFloat))
-                              : at::empty({0}, logits.options().dtype(at::kFloat));
+  at::Tensor grad = with_grad ? at::empty_like(logits, f32) : at::empty({0}, f32);
   if (with_grad) advise_huge_pages(grad);
   at::Tensor partial = at::zeros({g.B, g.nblk, NUM_STATS}, logits.options().dtype(at::kDouble));
-  const int64_t* lab = labels.data_ptr<int64_t>();
   uint8_t* st = (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr;
-  float* loss_ptr = per_pixel ? loss.data_ptr<float>() : nullptr;
-  float* grad_ptr = with_grad ? grad.data_ptr<float>() : nullptr;
-  double* part = partial.data_ptr<double>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_forward_cpu", [&] {
-    const scalar_t* z = logits.data_ptr<scalar_t>();
-    at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
-      BlockReductions r(g.C, g.P);
-      PixelStage ps(g.C, g.P, with_grad);
-      std::fill(ps.k.begin(), ps.k.end(), k_fwd);
-      const bool update = st && (flags & FLAG_UPDATE_STATE);
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
-        const int64_t i0 = b * g.HW + p0;
-        load_block(z + b * g.sb, g, p0, n, r);
-        reduce_loaded(lab + b * g.HW + p0, g.C, g.P, n, flags, ignore_index, r);
-        if (st) std::copy(st + i0, st + i0 + n, ps.state_in.begin());
-        ps.compute(r, n, static_cast<int>(g.C), flags, params);
-        if (update) std::copy(ps.state.begin(), ps.state.begin() + n, st + i0);
-        if (loss_ptr) std::copy(ps.loss.begin(), ps.loss.begin() + n, loss_ptr + i0);
-        ps.statistics(r, n, st != nullptr, part + task * NUM_STATS);
-        if (grad_ptr) write_block(ps, r, g, n, grad_ptr, b, p0, has_weight_grad(flags));
-      }
-    });
+    run_blocks<scalar_t, float>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st,
+                                (flags & FLAG_UPDATE_STATE) ? st : nullptr, g, flags, params, ignore_index,
+                                static_cast<float>(grad_scale), nullptr, per_pixel ? loss.data_ptr<float>() : nullptr,
+                                partial.data_ptr<double>(), with_grad ? grad.data_ptr<float>() : nullptr);
   });
   return {loss, partial.sum(1), grad};  // stats [B, NUM_STATS]: a fixed-order sum over blocks
 }
@@ -180,32 +182,15 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
   const Geometry g = geometry(logits);
   flags &= ~FLAG_UPDATE_STATE;  // the forward already updated the state
   float params[NUM_PARAMS];
-  for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
+  cpu::float_params(params_d, params);
   at::Tensor grad = at::empty_like(logits);  // same memory format as the logits
   advise_huge_pages(grad);
-  const int64_t* lab = labels.data_ptr<int64_t>();
   const uint8_t* st = (flags & FLAG_REGIONS) ? state.data_ptr<uint8_t>() : nullptr;
   const float* gsc = grad_scale.data_ptr<float>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_backward_cpu", [&] {
-    const scalar_t* z = logits.data_ptr<scalar_t>();
-    scalar_t* out = grad.data_ptr<scalar_t>();
-    at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
-      BlockReductions r(g.C, g.P);
-      PixelStage ps(g.C, g.P, true);
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
-        const int64_t i0 = b * g.HW + p0;
-        load_block(z + b * g.sb, g, p0, n, r);
-        reduce_loaded(lab + b * g.HW + p0, g.C, g.P, n, flags, ignore_index, r);
-        if (st) std::copy(st + i0, st + i0 + n, ps.state_in.begin());
-        if (scalar_scale)
-          std::fill(ps.k.begin(), ps.k.begin() + n, gsc[0]);
-        else
-          std::copy(gsc + i0, gsc + i0 + n, ps.k.begin());
-        ps.compute(r, n, static_cast<int>(g.C), flags, params);
-        write_block(ps, r, g, n, out, b, p0, has_weight_grad(flags));
-      }
-    });
+    run_blocks<scalar_t, scalar_t>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, nullptr, g, flags,
+                                   params, ignore_index, scalar_scale ? gsc[0] : 0.f, scalar_scale ? nullptr : gsc,
+                                   nullptr, nullptr, grad.data_ptr<scalar_t>());
   });
   return grad;
 }
