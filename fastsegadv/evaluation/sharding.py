@@ -18,16 +18,20 @@ def batch_ranges(n: int, batch_size: int, ctx: DistContext) -> list[tuple[int, i
     return [(k, s, min(s + batch_size, n)) for k, s in enumerate(starts) if k % ctx.world_size == ctx.rank]
 
 
-def collate(dataset, indices, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack ``dataset[i]`` for ``indices`` into images ``[B, 3, H, W]`` and labels ``[B, H, W]``."""
-    items = [dataset[int(i)] for i in indices]
+def stack_items(items) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[(image [3, H, W], label [H, W]), ...]`` -> images ``[B, 3, H, W]``, labels ``[B, H, W]`` int64 (also
+    the DataLoader ``collate_fn`` of the training loop)."""
     shapes = {tuple(x.shape) for x, _ in items}
     if len(shapes) > 1:
         raise ValueError(f"images of different sizes {sorted(shapes)} cannot be batched; use batch size 1 "
                          "or a reader with a fixed crop size")
-    images = torch.stack([x for x, _ in items]).to(device)
-    labels = torch.stack([torch.as_tensor(y) for _, y in items]).long().to(device)
-    return images, labels
+    return torch.stack([x for x, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items]).long()
+
+
+def collate(dataset, indices, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ``dataset[i]`` for ``indices`` into images ``[B, 3, H, W]`` and labels ``[B, H, W]`` on ``device``."""
+    images, labels = stack_items([dataset[int(i)] for i in indices])
+    return images.to(device), labels.to(device)
 
 
 @torch.no_grad()

@@ -34,6 +34,7 @@ def adversarial_batch(
     eps: float = 8 / 255,
     alpha: float = 0.01,
     clean_fraction: float = 0.5,
+    n_clean: int | None = None,
     seed: int | Sequence[int] | None = None,
     ignore_index: int = 255,
     **attack_options,
@@ -41,11 +42,15 @@ def adversarial_batch(
     """Return ``(images_at [B, 3, H, W], labels [B, H, W], n_clean)``: images ``[:n_clean]`` clean,
     ``[n_clean:]`` adversarial (``attack`` as ``"name@steps"`` or an :class:`AttackSpec`). ``seed``: an
     int or one per image (per-image seeds make the batch independent of how it is sharded).
-    ``n_clean = round(B * clean_fraction)``; 001 uses one half."""
+    ``n_clean = round(B * clean_fraction)`` (001 uses one half) unless given (a rank's share of a
+    distributed batch)."""
     if not 0.0 <= clean_fraction <= 1.0:
         raise ValueError(f"clean_fraction must lie in [0, 1], got {clean_fraction}")
     spec = as_attack_spec(attack)
-    n_clean = int(round(images.shape[0] * clean_fraction))
+    if n_clean is None:
+        n_clean = int(round(images.shape[0] * clean_fraction))
+    if not 0 <= n_clean <= images.shape[0]:
+        raise ValueError(f"n_clean must lie in [0, {images.shape[0]}], got {n_clean}")
     if n_clean == images.shape[0]:
         return images, labels, n_clean
     if seed is not None and not isinstance(seed, int):

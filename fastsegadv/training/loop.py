@@ -35,9 +35,9 @@ from tqdm import tqdm
 from .. import atomic_io
 from ..attacks.model_io import logits_at
 from ..attacks.registry import AttackSpec
-from ..evaluation.sharding import clean_confusion, collate
+from ..evaluation.sharding import clean_confusion, collate, stack_items
 from ..metrics import ConfusionMatrix
-from .at_batch import adversarial_training_loss
+from .at_batch import adversarial_batch, adversarial_training_loss
 from .distributed import DistContext, all_gather_objects, all_reduce_sum, init_distributed
 
 CHECKPOINT_NAME = "last.pt"
@@ -246,11 +246,10 @@ def fit(
                   for s in range(first, steps_per_epoch)]
         for step, (idx, n_clean), (x, y) in zip(range(first, steps_per_epoch), shares,
                                                 _load(train_set, [i for i, _ in shares], cfg.num_workers, device)):
-            if spec is not None and n_clean < len(idx):
-                seeds = [image_seed(cfg.seed, epoch, int(i)) for i in idx[n_clean:]]
-                adv = spec.run(model, x[n_clean:], y[n_clean:], eps=cfg.eps, alpha=cfg.alpha, seed=seeds,
-                               ignore_index=cfg.ignore_index, **cfg.attack_options)
-                x = torch.cat([x[:n_clean], adv])
+            if spec is not None:
+                seeds = [image_seed(cfg.seed, epoch, int(i)) for i in idx]
+                x, _, _ = adversarial_batch(model, x, y, attack=spec, eps=cfg.eps, alpha=cfg.alpha, n_clean=n_clean,
+                                            seed=seeds, ignore_index=cfg.ignore_index, **cfg.attack_options)
             valid = y != cfg.ignore_index
             counts = torch.stack([valid[:n_clean].sum(), valid[n_clean:].sum()]).to(torch.float64)
             all_reduce_sum(counts, ctx)
@@ -292,10 +291,6 @@ def fit(
     return history
 
 
-def _stack(items):
-    return torch.stack([x for x, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items]).long()
-
-
 def _load(dataset, batches: list[torch.Tensor], num_workers: int, device: torch.device):
     """Yield ``(images [b, 3, H, W], labels [b, H, W])`` on ``device`` for each index list, in order; with
     ``num_workers > 0`` a DataLoader prefetches them (the order is fixed by ``batches`` either way)."""
@@ -304,7 +299,7 @@ def _load(dataset, batches: list[torch.Tensor], num_workers: int, device: torch.
             yield collate(dataset, idx, device)
         return
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=[[int(i) for i in b] for b in batches],
-                                         num_workers=num_workers, collate_fn=_stack,
+                                         num_workers=num_workers, collate_fn=stack_items,
                                          pin_memory=device.type == "cuda")
     for x, y in loader:
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
