@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..attacks.model_io import logits_at
 from ..attacks.registry import AttackSpec
-from ..attacks.trace import AttackTrace, confusion_counts
+from ..attacks.trace import AttackTrace
 from ..metrics import ConfusionMatrix
 from ..training.distributed import DistContext, all_gather_objects, all_reduce_sum, init_distributed
 from .sharding import batch_ranges, collate
@@ -245,8 +245,8 @@ def evaluate_model(
             seeds = [eval_seed(cfg.seed, i) for i in range(start, stop)]
             with torch.no_grad():
                 pred = logits_at(predict(x), y.shape[-2:]).argmax(1)
-            clean.update(pred, y)
-            per_img = _per_image_confusion(pred, y, c, ign)
+            clean.update(pred, y)  # also checks the labels' range
+            per_img = _per_image_confusion(pred, y, c, ign)  # [b, C, C]
             valid = per_img.sum((1, 2)).clamp_min(1)
             records = [{"index": i, "clean_acc": float(a)} for i, a in
                        zip(range(start, stop), (per_img.diagonal(dim1=1, dim2=2).sum(1) / valid).tolist())]
@@ -272,11 +272,11 @@ def evaluate_model(
                 res.seconds += time.perf_counter() - t0
                 res.forwards += counter.forwards - f0
                 res.backwards += counter.backwards - b0
-                res.confusion.update(adv_pred, y)
+                cm_img = _per_image_confusion(adv_pred, y, c, ign)  # [b, C, C]
+                res.confusion.matrix += cm_img.sum(0)
                 d = (adv - x).flatten(1).double()
                 res.l2_sum += float(d.norm(dim=1).sum())
                 res.linf_sum += float(d.abs().amax(1).sum())
-                cm_img = _per_image_confusion(adv_pred, y, c, ign)
                 if cfg.greedy_miou:
                     attack_cms.append(cm_img)
                 acc = cm_img.diagonal(dim1=1, dim2=2).sum(1).double() / valid
@@ -287,7 +287,7 @@ def evaluate_model(
                 worst_cm = torch.where(better.view(-1, 1, 1), cm_img, worst_cm)
                 worst_name = [res.spec.label if bt else w for bt, w in zip(better.tolist(), worst_name)]
                 if trace is not None and trace.confusion:
-                    curve = torch.stack(trace.confusion + [confusion_counts(adv_pred, y, c, ign)])  # [T+1, C, C]
+                    curve = torch.stack(trace.confusion + [cm_img.sum(0)])  # [T+1, C, C]
                     loss = torch.stack([v.double() * len(seeds) for v in trace.loss])  # batch means -> sums
                     res.curve_confusion = curve if res.curve_confusion is None else res.curve_confusion + curve
                     res.curve_loss = loss if res.curve_loss is None else res.curve_loss + loss
