@@ -11,7 +11,7 @@ from pathlib import Path
 from ..attacks import ATTACKS
 from ..datasets import KINDS, open_dataset
 from ..evaluation import DEFAULT_ATTACKS, EvalConfig, evaluate_model, markdown_table, write_report
-from ..models import SHIPPED, load_model
+from ..models import SHIPPED, load_named_models
 from ..training.distributed import init_distributed, shutdown
 from .config import parse_with_config
 
@@ -44,11 +44,6 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
     return p
 
 
-def _named(spec: str) -> tuple[str, str]:
-    label, eq, rest = spec.partition("=")
-    return (label, rest) if eq else (Path(spec).parent.name if spec.endswith(".pt") else spec, spec)
-
-
 def run(args: argparse.Namespace):
     if args.output is None:
         raise ValueError("--output is required (the report directory)")
@@ -57,13 +52,12 @@ def run(args: argparse.Namespace):
     dataset = open_dataset(args.dataset, root=args.data_root, split=args.split, num_images=args.num_images,
                            size=args.image_size, crop_size=args.crop_size, seed=args.seed)
     cfg.ignore_index = dataset.ignore_index
-    models = [(label, load_model(spec, num_classes=dataset.num_classes, weights=args.weights))
-              for label, spec in map(_named, args.models)]  # all load (or fail) before any attack runs
+    models = load_named_models(args.models, num_classes=dataset.num_classes, weights=args.weights)
     ctx = init_distributed()
     if ctx.is_main:
         dataset.verify()
     results = [evaluate_model(m, dataset, cfg, num_classes=dataset.num_classes, name=label, ctx=ctx)
-               for label, m in models]
+               for label, m in models.items()]
     if ctx.is_main:
         write_report(results, args.output, title=args.title,
                      extra={"dataset": getattr(dataset, "name", args.dataset), "models": args.models,

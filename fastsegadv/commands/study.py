@@ -11,7 +11,7 @@ import torch
 
 from ..datasets import KINDS, open_dataset
 from ..evaluation.sharding import collate
-from ..models import SHIPPED, load_model
+from ..models import SHIPPED, load_named_models
 from ..models.crf import DenseCRF
 from ..studies import run_study
 from .config import parse_with_config
@@ -46,11 +46,7 @@ def run(args: argparse.Namespace) -> dict:
     ds.verify()
     n = min(args.num_images, len(ds))
     images, labels = collate(ds, range(n), device=torch.device("cpu"))
-    models = {}
-    for item in args.models:
-        label, eq, spec = item.partition("=")
-        label, spec = (label, spec) if eq else (item, item)
-        models[label] = load_model(spec, num_classes=ds.num_classes)
+    models = load_named_models(args.models, num_classes=ds.num_classes)
     crf = DenseCRF(iterations=args.crf_iterations, window=args.crf_window)
     result = run_study(models, images, labels, args.output, num_classes=ds.num_classes, eps_list=args.eps,
                        transfer_eps=args.transfer_eps, crf_eps=args.crf_eps, crf=crf, batch_size=args.batch_size,

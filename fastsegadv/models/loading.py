@@ -51,3 +51,18 @@ def load_model(spec: str, *, num_classes: int | None = None, weights: str | Path
         return model.eval()
     raise ValueError(f"unknown model {spec!r}: give a shipped name ({', '.join(SHIPPED)}), a .pt file written by "
                      "`fastsegadv train`, or a factory 'package.module:function'")
+
+
+def load_named_models(items, *, num_classes: int | None = None, weights: str | Path | None = None,
+                      map_location="cpu") -> dict[str, nn.Module]:
+    """``[LABEL=]SPEC`` items (the commands' ``--models``) -> ``{label: model}`` in order, every model loaded
+    before any work starts. Without a label: the run folder's name for a ``.pt`` file, else the spec."""
+    models: dict[str, nn.Module] = {}
+    for item in items:
+        label, eq, spec = item.partition("=")
+        if not eq:
+            label, spec = (Path(item).parent.name if item.endswith(".pt") else item), item
+        if label in models:
+            raise ValueError(f"two models are labelled {label!r}; name them with LABEL=SPEC")
+        models[label] = load_model(spec, num_classes=num_classes, weights=weights, map_location=map_location)
+    return models
