@@ -8,23 +8,24 @@ from collections.abc import Callable, Mapping
 import torch.nn as nn
 from tqdm import tqdm
 
-from .common import attacked_confusion
+from .common import attacked_confusions
 
 
 def transfer_matrix(networks: Mapping[str, nn.Module], images, labels, *, attack: Callable, num_classes: int,
                     batch_size: int = 16, ignore_index: int = 255, progress: bool = True) -> dict:
     """``{"clean": {target: mIoU}, "miou": {target: {source: mIoU}}, "iou_ratio": {...}}``."""
     names = list(networks)
-    clean = {t: attacked_confusion(networks[t], images, labels, num_classes=num_classes, attack=None,
-                                   batch_size=batch_size, ignore_index=ignore_index).miou() for t in names}
+    clean_cms = attacked_confusions(networks, images, labels, num_classes=num_classes, attack=None,
+                                    batch_size=batch_size, ignore_index=ignore_index)
+    clean = {t: cm.miou() for t, cm in clean_cms.items()}
     miou: dict = {t: {} for t in names}
     bar = tqdm(total=len(names) ** 2, desc="transfer", disable=not progress)
-    for s in names:
+    for s in names:  # the examples from each source are made once and shown to every target
+        cms = attacked_confusions(networks, images, labels, num_classes=num_classes, attack=attack,
+                                  source=networks[s], batch_size=batch_size, ignore_index=ignore_index)
         for t in names:
-            cm = attacked_confusion(networks[t], images, labels, num_classes=num_classes, attack=attack,
-                                    source=networks[s], batch_size=batch_size, ignore_index=ignore_index)
-            miou[t][s] = cm.miou()
-            bar.update(1)
+            miou[t][s] = cms[t].miou()
+        bar.update(len(names))
     bar.close()
     ratio = {t: {s: miou[t][s] / clean[t] if clean[t] > 0 else float("nan") for s in names} for t in names}
     return {"clean": clean, "miou": miou, "iou_ratio": ratio}
