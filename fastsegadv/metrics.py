@@ -70,6 +70,17 @@ def dataset_miou(model, images: torch.Tensor, labels: torch.Tensor, *, num_class
     return cm.miou()
 
 
+def per_image_confusion(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int, *,
+                        ignore_index: int = 255) -> torch.Tensor:
+    """``[B, C, C]`` int64 confusion counts of each image (rows label, columns prediction) over its valid
+    pixels, in one bincount; labels and predictions assumed in range (no check, no host sync)."""
+    b, c = labels.shape[0], num_classes
+    valid = labels != ignore_index
+    offset = (torch.arange(b, device=labels.device) * c * c).view(b, *([1] * (labels.dim() - 1)))
+    idx = torch.where(valid, labels.long() * c + prediction.long() + offset, b * c * c)  # ignored -> spare bin
+    return torch.bincount(idx.flatten(), minlength=b * c * c + 1)[: b * c * c].view(b, c, c)
+
+
 def confusion_matrix(prediction, labels, num_classes: int, *, ignore_index: int = 255) -> ConfusionMatrix:
     return ConfusionMatrix(num_classes, ignore_index=ignore_index, device=labels.device).update(prediction, labels)
 

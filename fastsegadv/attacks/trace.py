@@ -5,13 +5,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-
-def confusion_counts(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
-    """``[C, C]`` int64 counts (rows label, columns prediction) of the valid pixels; labels assumed in range."""
-    c = num_classes
-    valid = labels != ignore_index
-    idx = torch.where(valid, labels.long() * c + prediction.long(), c * c)  # ignored pixels -> spare bin
-    return torch.bincount(idx.flatten(), minlength=c * c + 1)[: c * c].view(c, c)
+from ..metrics import per_image_confusion
 
 
 @dataclass
@@ -39,7 +33,8 @@ class AttackTrace:
         self.mis_ratio.append(mis_ratio.detach().float())
         self.regions.append(None if regions is None else regions.detach())
         if self.num_classes is not None and prediction is not None:
-            self.confusion.append(confusion_counts(prediction, labels, self.num_classes, self.ignore_index))
+            counts = per_image_confusion(prediction, labels, self.num_classes, ignore_index=self.ignore_index)
+            self.confusion.append(counts.sum(0))  # [C, C]
 
     def as_dicts(self) -> list[dict]:
         rows = []

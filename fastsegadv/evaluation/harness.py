@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..attacks.model_io import logits_at
 from ..attacks.registry import AttackSpec
 from ..attacks.trace import AttackTrace
-from ..metrics import ConfusionMatrix
+from ..metrics import ConfusionMatrix, per_image_confusion
 from ..training.distributed import DistContext, all_gather_objects, all_reduce_sum, init_distributed
 from .sharding import batch_ranges, collate
 
@@ -203,15 +203,6 @@ class ModelResult:
         return out
 
 
-def _per_image_confusion(pred: torch.Tensor, labels: torch.Tensor, c: int, ignore_index: int) -> torch.Tensor:
-    """``[b, C, C]`` confusion counts of each image."""
-    b = labels.shape[0]
-    valid = labels != ignore_index
-    idx = labels.long() * c + pred.long() + (torch.arange(b, device=labels.device) * c * c).view(b, 1, 1)
-    idx = torch.where(valid, idx, b * c * c)
-    return torch.bincount(idx.flatten(), minlength=b * c * c + 1)[: b * c * c].view(b, c, c)
-
-
 def evaluate_model(
     model: nn.Module,
     dataset,
@@ -246,7 +237,7 @@ def evaluate_model(
             with torch.no_grad():
                 pred = logits_at(predict(x), y.shape[-2:]).argmax(1)
             clean.update(pred, y)  # also checks the labels' range
-            per_img = _per_image_confusion(pred, y, c, ign)  # [b, C, C]
+            per_img = per_image_confusion(pred, y, c, ignore_index=ign)  # [b, C, C]
             valid = per_img.sum((1, 2)).clamp_min(1)
             records = [{"index": i, "clean_acc": float(a)} for i, a in
                        zip(range(start, stop), (per_img.diagonal(dim1=1, dim2=2).sum(1) / valid).tolist())]
@@ -272,7 +263,7 @@ def evaluate_model(
                 res.seconds += time.perf_counter() - t0
                 res.forwards += counter.forwards - f0
                 res.backwards += counter.backwards - b0
-                cm_img = _per_image_confusion(adv_pred, y, c, ign)  # [b, C, C]
+                cm_img = per_image_confusion(adv_pred, y, c, ignore_index=ign)  # [b, C, C]
                 res.confusion.matrix += cm_img.sum(0)
                 d = (adv - x).flatten(1).double()
                 res.l2_sum += float(d.norm(dim=1).sum())
