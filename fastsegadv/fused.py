@@ -48,72 +48,132 @@ def encode(weighting: Weighting, step: int | None, steps: int | None, update_reg
     return flags, params
 
 
-def _kernels(backend):
-    """(forward, backward) kernels; ``backend`` is "cpp", "triton", or ("upsample", align_corners) for the
-    C++ kernels that read low-resolution logits and upsample them on the fly (fused_upsample.py)."""
-    if isinstance(backend, tuple):
-        align_corners = backend[1]
+KERNELS = ("cpp", "triton", "upsample", "upsample_align_corners")
+
+
+def _kernels(kernel: str):
+    """(forward, backward) kernels: "cpp", "triton", or "upsample"/"upsample_align_corners" for the C++
+    kernels that read low-resolution logits and upsample them on the fly (fused_upsample.py)."""
+    if kernel.startswith("upsample"):
+        align_corners = kernel == "upsample_align_corners"
         fwd, bwd = torch.ops.fastsegadv.upsample_weighted_ce_forward, torch.ops.fastsegadv.upsample_weighted_ce_backward
         return (lambda z, y, st, prm, fl, ign, pp, wg, gs: fwd(z, y, st, prm, fl, ign, align_corners, pp, wg, gs),
                 lambda gs, z, y, st, prm, fl, ign: bwd(gs, z, y, st, prm, fl, ign, align_corners))
-    if backend == "cpp":
+    if kernel == "cpp":
         return torch.ops.fastsegadv.weighted_ce_forward, torch.ops.fastsegadv.weighted_ce_backward
     from .kernels import weighted_ce  # Triton
 
     return weighted_ce.weighted_ce_forward, weighted_ce.weighted_ce_backward
 
 
-class FusedWeightedCrossEntropy(torch.autograd.Function):
-    """``(logits [B,C,H,W], labels [B,H,W], region_state uint8 [B,H,W] or empty, ...) -> (loss, stats [B, 6])``."""
+def _returns_forward_grad(kernel: str, device: torch.device, with_grad: bool) -> bool:
+    # only the C++ CPU kernels write the gradient in the forward pass
+    return with_grad and kernel != "triton" and device.type == "cpu"
 
-    @staticmethod
-    def forward(ctx, logits, labels, region_state, params, flags, ignore_index, reduction, backend, with_grad):
-        fwd, _ = _kernels(backend)
-        # The CPU kernel also returns d(sum of per-pixel losses)/dz (fp32) from the same pass; the backward
-        # then only scales it in place. Other kernels return an empty tensor and recompute in backward.
-        # with_grad comes from the caller: inside forward, grad mode is always off.
-        pre_scale = 1.0
-        if with_grad and reduction == "mean" and logits.device.type == "cpu":
-            # 1/N_v applied in the forward pass (reading a CPU scalar costs no device sync)
-            pre_scale = 1.0 / max(int((labels != ignore_index).sum()), 1)
-        per_pixel, stats, grad = fwd(logits, labels, region_state, params, flags, ignore_index,
-                                     reduction == "none", with_grad, pre_scale)
-        ctx.grad_buffer = grad if grad.numel() else None
-        n_valid = stats[:, 1].sum()
+
+# The params are a tensor (CPU float32 [6]) so that an attack step whose weights change with t (SegPGD
+# lambda(t), RP-PGD lambdas) compiles to one graph: torch.compile would bake Python floats in as constants.
+@torch.library.custom_op("fastsegadv::fused_weighted_ce", mutates_args=())
+def fused_weighted_ce(logits: torch.Tensor, labels: torch.Tensor, region_state: torch.Tensor, params: torch.Tensor,
+                      flags: int, ignore_index: int, reduction: str, kernel: str,
+                      with_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``logits [B,C,h,w]``, ``labels [B,H,W]`` int64, ``region_state`` uint8 ``[B,H,W]`` or empty -> (loss:
+    scalar or ``[B,H,W]`` per pixel, stats ``[B, 6]`` float64, the CPU forward's gradient (fp32, already
+    divided by N_v for a mean) or empty, the region state after this pass's update (a new tensor; the
+    input is not modified, so the op is functional and autograd can be registered) or empty, N_v)."""
+    fwd, _ = _kernels(kernel)
+    state_after = region_state.clone() if flags & FLAG_REGIONS else region_state.new_empty((0,))
+    pre_scale = 1.0
+    if _returns_forward_grad(kernel, logits.device, with_grad) and reduction == "mean":
+        # 1/N_v applied in the forward pass (reading a CPU scalar costs no device sync)
+        pre_scale = 1.0 / max(int((labels != ignore_index).sum()), 1)
+    per_pixel, stats, grad = fwd(logits, labels, state_after if flags & FLAG_REGIONS else region_state,
+                                 params.tolist(), flags, ignore_index, reduction == "none", with_grad, pre_scale)
+    n_valid = stats[:, 1].sum()
+    if reduction == "none":
+        out = per_pixel.to(logits.dtype)
+    elif reduction == "sum":
+        out = stats[:, 0].sum().to(logits.dtype)
+    else:
+        out = (stats[:, 0].sum() / n_valid.clamp_min(1)).to(logits.dtype)
+    return out, stats, grad, state_after, n_valid
+
+
+@fused_weighted_ce.register_fake
+def _fused_weighted_ce_fake(logits, labels, region_state, params, flags, ignore_index, reduction, kernel, with_grad):
+    out = logits.new_empty(tuple(labels.shape) if reduction == "none" else ())
+    stats = logits.new_empty((labels.shape[0], 6), dtype=torch.float64)
+    grad = logits.new_empty(tuple(logits.shape) if _returns_forward_grad(kernel, logits.device, with_grad) else (0,),
+                            dtype=torch.float32)
+    state_after = torch.empty_like(region_state) if flags & FLAG_REGIONS else region_state.new_empty((0,))
+    return out, stats, grad, state_after, logits.new_empty((), dtype=torch.float64)
+
+
+@torch.library.custom_op("fastsegadv::fused_weighted_ce_recompute", mutates_args=())
+def fused_weighted_ce_recompute(scale: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                                region_state: torch.Tensor, params: torch.Tensor, flags: int, ignore_index: int,
+                                kernel: str) -> torch.Tensor:
+    """``d(sum_i scale_i * w_i CE_i)/dlogits`` recomputed from the logits (``scale`` scalar or ``[B,H,W]``)."""
+    _, bwd = _kernels(kernel)
+    return bwd(scale, logits, labels, region_state, params.tolist(), flags, ignore_index)
+
+
+@fused_weighted_ce_recompute.register_fake
+def _fused_weighted_ce_recompute_fake(scale, logits, labels, region_state, params, flags, ignore_index, kernel):
+    return torch.empty_like(logits)
+
+
+def _setup_context(ctx, inputs, output):
+    logits, labels, _, params, flags, ignore_index, reduction, kernel, _ = inputs
+    _, _, grad, state_after, n_valid = output
+    ctx.save_for_backward(logits, labels, state_after, params, n_valid, grad)
+    ctx.args = (flags & ~FLAG_UPDATE_STATE, ignore_index, reduction, kernel)
+
+
+def _backward(ctx, grad_out, _grad_stats, _grad_buffer, _grad_state, _grad_n_valid):
+    logits, labels, state, params, n_valid, buffer = ctx.saved_tensors
+    flags, ignore_index, reduction, kernel = ctx.args
+    if buffer.numel():  # the forward's gradient (CPU), already divided by N_v for a mean
         if reduction == "none":
-            out = per_pixel.to(logits.dtype)
-        elif reduction == "sum":
-            out = stats[:, 0].sum().to(logits.dtype)
+            grad = buffer * grad_out.float().unsqueeze(1)
+        elif torch.compiler.is_compiling() or float(grad_out) != 1.0:  # a CPU scalar: no device sync
+            grad = buffer * grad_out.float()
         else:
-            out = (stats[:, 0].sum() / n_valid.clamp_min(1)).to(logits.dtype)
-        saved_state = region_state.clone() if flags & FLAG_REGIONS else region_state  # state after the update
-        ctx.save_for_backward(logits, labels, saved_state, n_valid)
-        ctx.args = (params, flags & ~FLAG_UPDATE_STATE, ignore_index, reduction, backend)
-        ctx.mark_non_differentiable(stats)
-        return out, stats
+            grad = buffer
+        grad = grad.to(logits.dtype)
+    else:  # recompute with the upstream gradient folded in: g/N_v (mean), g (sum), g per pixel (none)
+        if reduction == "mean":
+            scale = (grad_out.float() / n_valid.clamp_min(1).float()).reshape(())
+        elif reduction == "sum":
+            scale = grad_out.float().reshape(())
+        else:
+            scale = grad_out.float()
+        grad = fused_weighted_ce_recompute(scale, logits, labels, state, params, flags, ignore_index, kernel)
+    return grad, None, None, None, None, None, None, None, None
 
-    @staticmethod
-    def backward(ctx, grad_out, _grad_stats):
-        logits, labels, state, n_valid = ctx.saved_tensors
-        params, flags, ignore_index, reduction, backend = ctx.args
-        buffer = ctx.grad_buffer
-        if buffer is not None:  # the forward's gradient (CPU), already divided by N_v for a mean
-            ctx.grad_buffer = None  # used once; a second backward (retain_graph) recomputes
-            if reduction == "none":
-                buffer.mul_(grad_out.float().unsqueeze(1))
-            elif float(grad_out) != 1.0:  # a CPU scalar: no device sync
-                buffer.mul_(grad_out.float())
-            grad = buffer if buffer.dtype == logits.dtype else buffer.to(logits.dtype)
-        else:  # recompute with the upstream gradient folded in: g/N_v (mean), g (sum), g per pixel (none)
-            if reduction == "mean":
-                scale = (grad_out.float() / n_valid.clamp_min(1).float()).reshape(())
-            elif reduction == "sum":
-                scale = grad_out.float().reshape(())
-            else:
-                scale = grad_out.float()
-            _, bwd = _kernels(backend)
-            grad = bwd(scale, logits, labels, state, params, flags, ignore_index)
-        return grad, None, None, None, None, None, None, None, None
+
+fused_weighted_ce.register_autograd(_backward, setup_context=_setup_context)
+
+
+def fused_loss(logits, labels, region_state, params, flags, ignore_index, reduction, kernel):
+    """The fused loss and ``[B, 6]`` stats through :func:`fused_weighted_ce` (autograd included);
+    ``region_state`` is updated in place when ``flags`` ask for it."""
+    with_grad = torch.is_grad_enabled() and logits.requires_grad
+    if kernel.startswith("upsample") and reduction == "none":
+        with_grad = False  # the forward's gradient can only be scaled by a scalar afterwards: recompute
+    if not isinstance(params, torch.Tensor):
+        params = torch.tensor(params, dtype=torch.float32)
+    out, stats, _, state_after, _ = fused_weighted_ce(logits, labels.long(), region_state, params, flags,
+                                                      ignore_index, reduction, kernel, with_grad)
+    if flags & FLAG_UPDATE_STATE:
+        region_state.copy_(state_after)  # RP-PGD's T -> B update of this pass
+    return out, stats
+
+
+def _check_params_need_kernel(params, weighting: Weighting) -> None:
+    if params is not None and weighting.needs_step:
+        raise ValueError("params= (the kernel parameters of t) needs the cpp or triton backend; the reference "
+                         "takes step= and steps=")
 
 
 def reference_stats(logits, labels, per_pixel, region_state, ignore_index) -> torch.Tensor:
@@ -141,20 +201,26 @@ def weighted_cross_entropy(
     validate: bool = True,
     backend: str | None = None,
     return_stats: bool = False,
+    params: torch.Tensor | None = None,
 ):
     """Weighted per-pixel CE (DESIGN.md §2-3) on the chosen backend (:mod:`fastsegadv.backend`).
 
     Same contract as :func:`~fastsegadv.losses.weighted.weighted_cross_entropy_reference`; ``backend``
     (or ``$FASTSEGADV_BACKEND``) forces ``reference``, ``cpp`` or ``triton``. With
     ``return_stats`` also returns ``[B, 6]`` float64 per-image (loss sum, valid, correct, true,
-    boundary, false) from the same pass, without a host sync.
+    boundary, false) from the same pass, without a host sync. ``params``: the kernel parameters of this
+    weighting at t (``encode(...)[1]`` as a float32 ``[6]`` CPU tensor), given by graph-captured attack
+    steps so that t is an input of the graph, not a constant baked into it (the reference uses ``step``).
     """
     check_reduction(reduction)
     if validate:
         check_logits_labels(logits, labels, ignore_index)
+    if params is not None:  # t is in the params; any valid t gives the flags
+        step, steps = 1, 1
     weighting.check_arguments(step, steps, region_state, labels)
     name = choose_backend(logits, backend)
     if name == "reference":
+        _check_params_need_kernel(params, weighting)
         per_pixel, valid = weighted_ce_per_pixel(
             logits, labels, weighting=weighting, step=step, steps=steps, region_state=region_state,
             update_region_state=update_region_state, ignore_index=ignore_index)
@@ -162,9 +228,8 @@ def weighted_cross_entropy(
         if not return_stats:
             return out
         return out, reference_stats(logits, labels, per_pixel, region_state if weighting.regions else None, ignore_index)
-    flags, params = encode(weighting, step, steps, update_region_state)
+    flags, encoded = encode(weighting, step, steps, update_region_state)
     state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
-    with_grad = torch.is_grad_enabled() and logits.requires_grad
-    out, stats = FusedWeightedCrossEntropy.apply(logits, labels.long(), state, params, flags, ignore_index,
-                                                 reduction, name, with_grad)
+    out, stats = fused_loss(logits, labels, state, encoded if params is None else params, flags, ignore_index,
+                            reduction, name)
     return (out, stats) if return_stats else out

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .backend import choose_backend
-from .fused import FusedWeightedCrossEntropy, encode
+from .fused import _check_params_need_kernel, encode, fused_loss
 from .losses.pixelwise import check_reduction
 from .losses.weighted import Weighting, weighted_cross_entropy_reference
 
@@ -40,22 +40,25 @@ def upsample_weighted_cross_entropy(
     reduction: str = "mean",
     align_corners: bool = False,
     backend: str | None = None,
+    params: torch.Tensor | None = None,
 ):
     """Weighted CE of ``logits [B, C, h, w]`` upsampled to ``labels [B, H, W]``; ``region_state`` at label
-    resolution. ``backend`` as in :func:`fastsegadv.fused.weighted_cross_entropy`."""
+    resolution. ``backend`` and ``params`` as in :func:`fastsegadv.fused.weighted_cross_entropy`."""
     check_reduction(reduction)
     if logits.dim() != 4 or labels.dim() != 3 or labels.shape[0] != logits.shape[0]:
         raise ValueError(f"logits must be [B, C, h, w] and labels [B, H, W]; got {tuple(logits.shape)}, "
                          f"{tuple(labels.shape)}")
+    if params is not None:  # t is in the params; any valid t gives the flags
+        step, steps = 1, 1
     weighting.check_arguments(step, steps, region_state, labels)
     kw = dict(weighting=weighting, step=step, steps=steps, region_state=region_state,
               update_region_state=update_region_state, ignore_index=ignore_index, reduction=reduction)
     if choose_backend(logits, backend) != "cpp" or logits.device.type != "cpu":
+        _check_params_need_kernel(params, weighting)
         return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)
-    flags, params = encode(weighting, step, steps, update_region_state)
+    flags, encoded = encode(weighting, step, steps, update_region_state)
     state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
-    # the forward's gradient can only be scaled afterwards by a scalar: reduction="none" recomputes
-    with_grad = torch.is_grad_enabled() and logits.requires_grad and reduction != "none"
-    out, _ = FusedWeightedCrossEntropy.apply(logits, labels.long(), state, params, flags, ignore_index, reduction,
-                                             ("upsample", bool(align_corners)), with_grad)
+    kernel = "upsample_align_corners" if align_corners else "upsample"
+    out, _ = fused_loss(logits, labels, state, encoded if params is None else params, flags, ignore_index,
+                        reduction, kernel)
     return out

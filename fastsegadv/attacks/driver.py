@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..backend import choose_backend
+from .capture import CapturedStep
 from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import Objective
 from .step import linf_step
@@ -100,6 +101,7 @@ def run_attack(
     clean_prediction: torch.Tensor | None = None,
     eval_mode: bool = True,
     amp: str | None = None,
+    compile_step: bool | str = False,
 ) -> torch.Tensor:
     """Run ``steps`` iterations of ``objective`` ascent and return adversarial images ``[B, 3, H, W]``.
 
@@ -112,7 +114,10 @@ def run_attack(
     then does not depend on its batch). ``normalization=(mean, std)`` wraps the model. ``amp="bf16"`` or
     ``"fp16"`` runs the model's forward (and so its backward) under autocast; the loss is computed from the
     low-precision logits with fp32 accumulation (the fused kernels read bf16/fp16 directly) and the
-    iterate stays fp32. The model's modes, ``requires_grad`` flags and
+    iterate stays fp32. ``compile_step=True`` (or a ``torch.compile`` backend name) captures steps 2..T as
+    one graph each (forward, loss, input gradient, update; CUDA graphs on CUDA; capture.py): same iterates
+    as the eager loop up to the compiler's floating-point reassociation, falling back to the eager step
+    with a warning where capture fails. The model's modes, ``requires_grad`` flags and
     buffers are unchanged afterwards.
     """
     check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps)
@@ -161,31 +166,65 @@ def run_attack(
                 clean_logits = forward(x)
             check_label_range(labels, clean_logits.shape[1], ignore_index)
             clean_prediction = clean_logits.argmax(1)
-        checked = False
+        # logits below the label resolution are upsampled on the fly inside the fused loss; decided (and the
+        # labels checked against the model's classes) in the first, always eager, step
+        geometry = {"low_res": False}
+        want_prediction = trace is not None or track
+        fused_update = step_rule == "linf" and pixel_mask is None
+
+        def step_fn(x_adv: torch.Tensor, params: torch.Tensor | None, t: int | None, first: bool = False):
+            """One iteration: -> (next iterate, loss, prediction [B, H, W] from this forward or None).
+            ``t`` is None in the captured graph: it then reaches the loss only through ``params``."""
+            x_adv = x_adv.detach().requires_grad_(True)
+            with torch.enable_grad():
+                raw = forward_raw(x_adv)  # [B, C, h, w]
+                if first:
+                    geometry["low_res"] = (tuple(raw.shape[-2:]) != tuple(size) and objective.supports_low_res
+                                           and raw.dim() == 4 and choose_backend(raw, None) == "cpp")
+                    geometry["fused"] = choose_backend(raw, None) != "reference"  # params= needs a kernel
+                low_res = geometry["low_res"]
+                logits = raw if low_res else logits_at(raw, size)
+                if first:
+                    check_label_range(labels, logits.shape[1], ignore_index)
+                    if targeted_labels is not None:
+                        check_label_range(targeted_labels, logits.shape[1], ignore_index)
+                feats = hook.features if objective.needs_features else None
+                loss = objective(logits, attack_labels, step=t, steps=steps, features=feats, low_res=low_res,
+                                 params=params)
+                if objective.needs_features:
+                    hook.features = None  # not kept past the step (a captured graph cannot return it)
+                (grad,) = torch.autograd.grad(loss, x_adv)
+            x_adv = x_adv.detach()
+            with torch.no_grad():
+                prediction = None
+                if want_prediction:  # [B, H, W], from the same forward
+                    prediction = (logits_at(logits.detach(), size) if low_res else logits.detach()).argmax(1)
+                if fused_update:  # step + projection + clamp in one pass
+                    return linf_step(x_adv, grad, x, sign * alpha, eps), loss.detach(), prediction
+                g = sign * grad
+                if pixel_mask is not None:
+                    g = g * pixel_mask.to(g)
+                if step_rule == "linf":
+                    g = g.sign()
+                elif step_rule == "l2":
+                    g = g / _per_image_norm(g, 2)
+                else:
+                    g = g / _per_image_norm(g, math.inf)
+                return _project(x_adv + alpha * g, x, eps, norm), loss.detach(), prediction
+
+        captured = None
+        if compile_step and objective.capturable and steps > 1:
+            captured = CapturedStep(step_fn, compile_step=compile_step, device=x.device)
         for restart in range(restarts):
             x_adv = _random_start(x, eps, norm, generator) if random_start else x.clone()
             objective.begin(attack_labels, clean_prediction)
             for t in range(1, steps + 1):
-                x_adv.requires_grad_(True)
-                with torch.enable_grad():
-                    raw = forward_raw(x_adv)  # [B, C, h, w]
-                    # logits below the label resolution: the loss upsamples them on the fly (fused kernel)
-                    low_res = (tuple(raw.shape[-2:]) != tuple(size) and objective.supports_low_res
-                               and raw.dim() == 4 and choose_backend(raw, None) == "cpp")
-                    logits = raw if low_res else logits_at(raw, size)
-                    if not checked:
-                        check_label_range(labels, logits.shape[1], ignore_index)
-                        if targeted_labels is not None:
-                            check_label_range(targeted_labels, logits.shape[1], ignore_index)
-                        checked = True
-                    feats = hook.features if objective.needs_features else None
-                    loss = objective(logits, attack_labels, step=t, steps=steps, features=feats, low_res=low_res)
-                    (grad,) = torch.autograd.grad(loss, x_adv)
-                x_adv = x_adv.detach()
+                params = objective.kernel_params(t, steps)
+                if captured is not None and (restart > 0 or t > 1) and (params is None or geometry["fused"]):
+                    x_next, loss, prediction = captured(x_adv, params, None)
+                else:
+                    x_next, loss, prediction = step_fn(x_adv, params, t, first=restart == 0 and t == 1)
                 with torch.no_grad():
-                    if trace is not None or track:
-                        # [B, H, W], from the same forward
-                        prediction = (logits_at(logits.detach(), size) if low_res else logits.detach()).argmax(1)
                     if trace is not None:
                         mis = mis_ratio_per_image(prediction, labels, ignore_index)
                         valid = (labels != ignore_index).flatten(1).sum(1).float()
@@ -193,19 +232,7 @@ def run_attack(
                         trace.record(restart, loss, overall, objective.region_counts(attack_labels), prediction, labels)
                     if track:
                         keep_best(x_adv, prediction)
-                    if step_rule == "linf" and pixel_mask is None:  # step + projection + clamp in one pass
-                        x_adv = linf_step(x_adv, grad, x, sign * alpha, eps)
-                        continue
-                    g = sign * grad
-                    if pixel_mask is not None:
-                        g = g * pixel_mask.to(g)
-                    if step_rule == "linf":
-                        g = g.sign()
-                    elif step_rule == "l2":
-                        g = g / _per_image_norm(g, 2)
-                    else:
-                        g = g / _per_image_norm(g, math.inf)
-                    x_adv = _project(x_adv + alpha * g, x, eps, norm)
+                x_adv = x_next
             if track:
                 with torch.no_grad():
                     keep_best(x_adv, forward(x_adv).argmax(1))

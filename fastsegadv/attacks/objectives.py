@@ -1,10 +1,15 @@
 """What an attack ascends, step by step. An objective sees this forward's logits (at label resolution),
 the labels it attacks, t of T, and (if it asks) the hooked features; it may keep per-pixel state on the
-device (RP-PGD regions)."""
+device (RP-PGD regions).
+
+A graph-captured attack step (driver.py, ``compile_step``) calls an objective with ``step=None`` and the
+kernel parameters of t as a tensor (``params = objective.kernel_params(t, T)``), so one graph serves every
+t; only objectives with ``capturable = True`` are called that way."""
 from __future__ import annotations
 
 import torch
 
+from ..fused import encode
 from ..fused_upsample import upsample_weighted_cross_entropy
 from ..losses import Weighting, init_region_state, prototype_loss, region_counts, weighted_cross_entropy
 
@@ -16,6 +21,8 @@ class Objective:
     needs_clean_prediction = False
     # can take logits below the label resolution (``low_res=True``) and upsample them inside the loss
     supports_low_res = True
+    # t reaches the loss only through kernel_params(t, T), so one captured graph serves every step
+    capturable = True
 
     def __init__(self, *, ignore_index: int = 255):
         self.ignore_index = ignore_index
@@ -23,7 +30,12 @@ class Objective:
     def begin(self, labels: torch.Tensor, clean_prediction: torch.Tensor | None) -> None:
         """Called before the first step of each restart."""
 
-    def __call__(self, logits, labels, *, step: int, steps: int, features=None, low_res: bool = False) -> torch.Tensor:
+    def kernel_params(self, step: int, steps: int) -> torch.Tensor | None:
+        """The fused kernels' parameters at t of T (a CPU float32 ``[6]`` tensor), or None if constant."""
+        return None
+
+    def __call__(self, logits, labels, *, step: int | None, steps: int, features=None, low_res: bool = False,
+                 params: torch.Tensor | None = None) -> torch.Tensor:
         if low_res:  # logits [B, C, h, w] upsampled bilinearly to the labels inside the fused loss
             return upsample_weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index)
         return weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index, validate=False)
@@ -45,9 +57,14 @@ class WeightedCE(Objective):
         if self.weighting.regions:
             self.state = init_region_state(clean_prediction, labels, ignore_index=self.ignore_index)
 
-    def __call__(self, logits, labels, *, step, steps, features=None, low_res=False):
+    def kernel_params(self, step, steps):
+        if not self.weighting.needs_step:
+            return None
+        return torch.tensor(encode(self.weighting, step, steps, True)[1], dtype=torch.float32)
+
+    def __call__(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
         kw = dict(weighting=self.weighting, step=step, steps=steps, region_state=self.state,
-                  ignore_index=self.ignore_index)
+                  ignore_index=self.ignore_index, params=params)
         if low_res:
             return upsample_weighted_cross_entropy(logits, labels, **kw)
         return weighted_cross_entropy(logits, labels, validate=False, **kw)
@@ -69,8 +86,8 @@ class RegionPrototype(WeightedCE):
         self.needs_features = beta < 1.0
         self.supports_low_res = beta == 1.0  # the prototype term wants labels at the logits' resolution
 
-    def __call__(self, logits, labels, *, step, steps, features=None, low_res=False):
-        l_r = super().__call__(logits, labels, step=step, steps=steps, low_res=low_res)
+    def __call__(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
+        l_r = super().__call__(logits, labels, step=step, steps=steps, low_res=low_res, params=params)
         if self.beta == 1.0:
             return l_r
         l_p = prototype_loss(
@@ -85,7 +102,7 @@ class DagMargin(Objective):
 
     supports_low_res = False
 
-    def __call__(self, logits, labels, *, step, steps, features=None, low_res=False):
+    def __call__(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
         z = logits.float()
         valid = labels != self.ignore_index
         safe = torch.where(valid, labels, torch.zeros_like(labels))

@@ -1,0 +1,121 @@
+"""Graph-captured attack steps (``compile_step``, fastsegadv/attacks/capture.py) give the eager attack's
+adversarial images, capture every step as one graph with t as an input (no recompilation per t), and fall
+back to the eager step with a warning when capture fails."""
+import functools
+import warnings
+
+import pytest
+import torch
+
+from fastsegadv import attacks as A
+from fastsegadv._ops import CPP_AVAILABLE
+
+pytestmark = pytest.mark.skipif(not CPP_AVAILABLE, reason="the captured step runs the compiled kernels")
+
+ATTACKS = {
+    "pgd": A.pgd,
+    "segpgd": A.segpgd,
+    "cospgd": A.cospgd,
+    "rp_pgd": A.rp_pgd,  # regions state updated in the graph + the prototype term through the feature hook
+    "uncertainty_pgd": functools.partial(A.uncertainty_pgd, measure="entropy"),
+    "bim_l2": functools.partial(A.bim_l2, eps=0.5, alpha=0.1),
+    "dag": A.dag,
+}
+
+
+class _CountingBackend:
+    """A torch.compile backend that counts compilations and graph executions (runs the graph eagerly)."""
+
+    def __init__(self):
+        self.compiled = 0
+        self.runs = 0
+
+    def __call__(self, gm, example_inputs):
+        self.compiled += 1
+
+        def run(*args):
+            self.runs += 1
+            return gm.forward(*args)
+
+        return run
+
+
+def _both(fn, model, x, y, compile_step, **kw):
+    eager = fn(model, x, y, seed=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a capture failure would warn: make it fail the test
+        captured = fn(model, x, y, seed=0, compile_step=compile_step, **kw)
+    return eager, captured
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_captured_step_equals_eager(attack, tiny_model, batch):
+    x, y = batch
+    counter = _CountingBackend()
+    eager, captured = _both(ATTACKS[attack], tiny_model, x, y, counter, steps=6)
+    assert counter.compiled == 1  # one graph for t = 2..6: t enters through the kernel parameters
+    assert counter.runs == 5  # step 1 runs eagerly (label checks, low-resolution decision)
+    assert torch.equal(captured, eager)
+
+
+def test_aot_autograd_capture_equals_eager(tiny_model, batch):
+    """The joint forward/backward graph of AOTAutograd (functionalised custom ops, fake kernels) runs the
+    same kernels: same images up to sign ties of an input gradient at ~0."""
+    x, y = batch
+    for fn in (A.segpgd, A.rp_pgd):
+        eager, captured = _both(fn, tiny_model, x, y, "aot_eager", steps=5)
+        assert (captured != eager).float().mean() < 1e-3
+
+
+def test_inductor_capture_equals_eager(tiny_model, batch):
+    x, y = batch
+    eager, captured = _both(A.segpgd, tiny_model, x, y, True, steps=4)
+    assert (captured != eager).float().mean() < 1e-3
+    assert ((captured - x).abs() <= 8 / 255 + 1e-6).all()
+
+
+def test_capture_keeps_trace_and_best_iterate(tiny_model, batch):
+    x, y = batch
+    traces = [A.AttackTrace(num_classes=5), A.AttackTrace(num_classes=5)]
+    counter = _CountingBackend()
+    eager = A.segpgd(tiny_model, x, y, steps=4, seed=0, trace=traces[0], best_iterate=True)
+    captured = A.segpgd(tiny_model, x, y, steps=4, seed=0, trace=traces[1], best_iterate=True,
+                        compile_step=counter)
+    assert counter.runs == 3 and torch.equal(captured, eager)
+    assert [r for r in traces[0].as_dicts()] == [r for r in traces[1].as_dicts()]
+
+
+class _DataDependent(torch.nn.Module):
+    """A model with a data-dependent Python branch: dynamo cannot capture it in one graph."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        out = self.inner(x)
+        return out * 2 if float(out.detach().mean()) > 1e9 else out
+
+
+def test_capture_failure_falls_back_to_eager(tiny_model, batch):
+    x, y = batch
+    model = _DataDependent(tiny_model)
+    eager = A.pgd(model, x, y, steps=3, seed=0)
+    with pytest.warns(RuntimeWarning, match="graph capture failed"):
+        captured = A.pgd(model, x, y, steps=3, seed=0, compile_step="aot_eager")
+    assert torch.equal(captured, eager)
+
+
+def test_compile_step_validation(tiny_model, batch):
+    x, y = batch
+    with pytest.raises(ValueError, match="compile_step"):
+        A.pgd(tiny_model, x, y, steps=2, compile_step=3)
+
+
+def test_model_untouched_by_captured_attack(tiny_model, batch):
+    x, y = batch
+    tiny_model.train()
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    A.segpgd(tiny_model, x, y, steps=3, seed=0, compile_step="aot_eager")
+    assert tiny_model.training and all(p.requires_grad and p.grad is None for p in tiny_model.parameters())
+    assert all(torch.equal(v, tiny_model.state_dict()[k]) for k, v in before.items())
