@@ -48,15 +48,21 @@ def encode(weighting: Weighting, step: int | None, steps: int | None, update_reg
     return flags, params
 
 
-KERNELS = ("cpp", "triton", "upsample", "upsample_align_corners")
+KERNELS = ("cpp", "triton", "upsample", "upsample_align_corners", "triton_upsample",
+           "triton_upsample_align_corners")
 
 
 def _kernels(kernel: str):
-    """(forward, backward) kernels: "cpp", "triton", or "upsample"/"upsample_align_corners" for the C++
-    kernels that read low-resolution logits and upsample them on the fly (fused_upsample.py)."""
-    if kernel.startswith("upsample"):
-        align_corners = kernel == "upsample_align_corners"
-        fwd, bwd = torch.ops.fastsegadv.upsample_weighted_ce_forward, torch.ops.fastsegadv.upsample_weighted_ce_backward
+    """(forward, backward) kernels: "cpp", "triton", or "[triton_]upsample[_align_corners]" for the C++ /
+    Triton kernels that read low-resolution logits and upsample them on the fly (fused_upsample.py)."""
+    if "upsample" in kernel:
+        align_corners = kernel.endswith("_align_corners")
+        if kernel.startswith("triton"):
+            from .kernels import upsample_weighted_ce as up
+
+            fwd, bwd = up.upsample_weighted_ce_forward, up.upsample_weighted_ce_backward
+        else:
+            fwd, bwd = torch.ops.fastsegadv.upsample_weighted_ce_forward, torch.ops.fastsegadv.upsample_weighted_ce_backward
         return (lambda z, y, st, prm, fl, ign, pp, wg, gs: fwd(z, y, st, prm, fl, ign, align_corners, pp, wg, gs),
                 lambda gs, z, y, st, prm, fl, ign: bwd(gs, z, y, st, prm, fl, ign, align_corners))
     if kernel == "cpp":
@@ -68,7 +74,7 @@ def _kernels(kernel: str):
 
 def _returns_forward_grad(kernel: str, device: torch.device, with_grad: bool) -> bool:
     # only the C++ CPU kernels write the gradient in the forward pass
-    return with_grad and kernel != "triton" and device.type == "cpu"
+    return with_grad and not kernel.startswith("triton") and device.type == "cpu"
 
 
 # The params are a tensor (CPU float32 [6]) so that an attack step whose weights change with t (SegPGD
@@ -159,7 +165,7 @@ def fused_loss(logits, labels, region_state, params, flags, ignore_index, reduct
     """The fused loss and ``[B, 6]`` stats through :func:`fused_weighted_ce` (autograd included);
     ``region_state`` is updated in place when ``flags`` ask for it."""
     with_grad = torch.is_grad_enabled() and logits.requires_grad
-    if kernel.startswith("upsample") and reduction == "none":
+    if "upsample" in kernel and reduction == "none":
         with_grad = False  # the forward's gradient can only be scaled by a scalar afterwards: recompute
     if not isinstance(params, torch.Tensor):
         params = torch.tensor(params, dtype=torch.float32)

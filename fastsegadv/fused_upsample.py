@@ -2,10 +2,12 @@
 the label resolution and upsample them before the loss; the upsampled logits (and their gradient) are
 then the biggest tensors of an attack step. ``upsample_weighted_cross_entropy`` computes the loss,
 every weighting of DESIGN.md §3 and the gradient w.r.t. the *low-resolution* logits straight from them,
-interpolating on the fly (C++ CPU kernel, csrc/cpu/upsample_weighted_ce_cpu.cpp; deterministic
-backward). The reference beside it is ``F.interpolate`` followed by the eager loss. The backend comes from
-:func:`fastsegadv.backend.choose_backend` (``FASTSEGADV_BACKEND`` included); the kernel exists for CPU
-only, so every other choice (CUDA, Triton, float64, C < 2) runs the reference.
+interpolating on the fly (C++ CPU kernel, csrc/cpu/upsample_weighted_ce_cpu.cpp; Triton kernels,
+kernels/upsample_weighted_ce.py; both with a deterministic backward). The reference beside it is
+``F.interpolate`` followed by the eager loss. The backend comes from
+:func:`fastsegadv.backend.choose_backend` (``FASTSEGADV_BACKEND`` included): on CUDA the Triton kernel
+(there is no CUDA C++ one), on CPU the C++ kernel (Triton under ``TRITON_INTERPRET=1`` when asked for);
+float64 and C < 2 run the reference.
 
     loss = upsample_weighted_cross_entropy(logits_low, labels, weighting=Weighting(segpgd="linear"),
                                            step=t, steps=T, align_corners=False)
@@ -15,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .backend import choose_backend
+from .backend import choose_backend, triton_available
 from .fused import _check_params_need_kernel, encode, fused_loss
 from .losses.pixelwise import check_reduction
 from .losses.weighted import Weighting, weighted_cross_entropy_reference
@@ -53,12 +55,15 @@ def upsample_weighted_cross_entropy(
     weighting.check_arguments(step, steps, region_state, labels)
     kw = dict(weighting=weighting, step=step, steps=steps, region_state=region_state,
               update_region_state=update_region_state, ignore_index=ignore_index, reduction=reduction)
-    if choose_backend(logits, backend) != "cpp" or logits.device.type != "cpu":
+    name = choose_backend(logits, backend)
+    if name == "cpp" and logits.device.type != "cpu":  # no CUDA C++ kernel for this one: Triton if it runs
+        name = "triton" if backend is None and triton_available(logits.device) else "reference"
+    if name == "reference":
         _check_params_need_kernel(params, weighting)
         return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)
     flags, encoded = encode(weighting, step, steps, update_region_state)
     state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
-    kernel = "upsample_align_corners" if align_corners else "upsample"
+    kernel = ("triton_" if name == "triton" else "") + ("upsample_align_corners" if align_corners else "upsample")
     out, _ = fused_loss(logits, labels, state, encoded if params is None else params, flags, ignore_index,
                         reduction, kernel)
     return out

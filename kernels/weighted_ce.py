@@ -24,17 +24,37 @@ NUM_STATS = 6
 
 
 @triton.jit
-def _reductions(z_base, y, valid, offs_p, pmask, C, stride_c, stride_p,
-                FLAGS: tl.constexpr, C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
-    """Class reductions of a [C, BLOCK_P] tile: max m, argmax a, second max m2/b2, min mn/bn, S, Sz, S2,
-    Q2, z_y (all fp32 [BLOCK_P])."""
+def _load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, UPSAMPLE: tl.constexpr):
+    """``[C_CHUNK, BLOCK_P]`` fp32 logits of classes ``offs_c``: read at pixel offsets ``o00`` or, with
+    UPSAMPLE, interpolated bilinearly from the four taps ``o..`` with row weights ``ly0, ly1`` and column
+    weights ``lx0, lx1`` (F.interpolate's order of operations); 0 where ``mask`` is off."""
+    base = z_base + offs_c[:, None] * stride_c
+    if UPSAMPLE:
+        t00 = tl.load(base + o00[None, :], mask=mask, other=0.0).to(tl.float32)
+        t01 = tl.load(base + o01[None, :], mask=mask, other=0.0).to(tl.float32)
+        t10 = tl.load(base + o10[None, :], mask=mask, other=0.0).to(tl.float32)
+        t11 = tl.load(base + o11[None, :], mask=mask, other=0.0).to(tl.float32)
+        top = lx0[None, :] * t00 + lx1[None, :] * t01
+        bot = lx0[None, :] * t10 + lx1[None, :] * t11
+        v = ly0[None, :] * top + ly1[None, :] * bot
+    else:
+        v = tl.load(base + o00[None, :], mask=mask, other=0.0).to(tl.float32)
+    return v
+
+
+@triton.jit
+def _reductions(z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask, C, stride_c,
+                FLAGS: tl.constexpr, C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr,
+                UPSAMPLE: tl.constexpr):
+    """Class reductions of a [C, BLOCK_P] tile (read by :func:`_load_tile`): max m, argmax a, second max
+    m2/b2, min mn/bn, S, Sz, S2, Q2, z_y (all fp32 [BLOCK_P])."""
     m = tl.full([BLOCK_P], float("-inf"), tl.float32)
     a = tl.zeros([BLOCK_P], tl.int32)
     for ci in range(NUM_CHUNKS):
         offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
         mask = (offs_c[:, None] < C) & pmask[None, :]
-        x = tl.load(z_base + offs_c[:, None] * stride_c + offs_p[None, :] * stride_p, mask=mask,
-                    other=float("-inf")).to(tl.float32)
+        x = tl.where(mask, _load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
+                                      UPSAMPLE), float("-inf"))
         cm = tl.max(x, axis=0)
         ca = tl.argmax(x, axis=0).to(tl.int32) + ci * C_CHUNK
         upd = cm > m
@@ -54,8 +74,7 @@ def _reductions(z_base, y, valid, offs_p, pmask, C, stride_c, stride_p,
         offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
         cmask = offs_c[:, None] < C
         mask = cmask & pmask[None, :]
-        x = tl.load(z_base + offs_c[:, None] * stride_c + offs_p[None, :] * stride_p, mask=mask,
-                    other=0.0).to(tl.float32)
+        x = _load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, UPSAMPLE)
         d = tl.where(mask, x - m[None, :], 0.0)
         e = tl.where(mask, tl.exp(d), 0.0)
         S += tl.sum(e, axis=0)
@@ -162,22 +181,20 @@ def _pixel_terms(m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
 
 
 @triton.jit
-def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
-                w_correct, w_wrong, lam_t, lam_b, lam_f, tau,
-                C, HW, nblk, stride_b, stride_c, stride_p, ignore_index,
-                FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
-                C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
-    pid = tl.program_id(0)
-    b = pid // nblk
-    offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
-    pmask = offs_p < HW
-    lab = tl.load(y_ptr + b * HW + offs_p, mask=pmask, other=ignore_index)
+def _forward_block(z_base, y_ptr, state_ptr, loss_ptr, out, offs_p, pmask, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
+                   w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
+                   FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr, C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr,
+                   NUM_CHUNKS: tl.constexpr, UPSAMPLE: tl.constexpr):
+    """Loss, region update and the 6 statistics (written to ``out``) of the pixels ``offs_p`` of one image
+    (``y_ptr``, ``state_ptr``, ``loss_ptr`` point at that image)."""
+    lab = tl.load(y_ptr + offs_p, mask=pmask, other=ignore_index)
     valid = pmask & (lab != ignore_index)
     y = tl.where(valid, lab, -1).to(tl.int32)
     m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = _reductions(
-        z_ptr + b * stride_b, y, valid, offs_p, pmask, C, stride_c, stride_p, FLAGS, C_CHUNK, BLOCK_P, NUM_CHUNKS)
+        z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask, C, stride_c,
+        FLAGS, C_CHUNK, BLOCK_P, NUM_CHUNKS, UPSAMPLE)
     if FLAGS & REGIONS:
-        state = tl.load(state_ptr + b * HW + offs_p, mask=pmask, other=0)
+        state = tl.load(state_ptr + offs_p, mask=pmask, other=0)
     else:
         state = tl.zeros([BLOCK_P], tl.uint8)
     loss, alpha, beta, g_y, g_a, g_b, bidx, correct, new_state = _pixel_terms(
@@ -185,10 +202,9 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
         w_correct, w_wrong, lam_t, lam_b, lam_f, tau, FLAGS)
     if FLAGS & REGIONS:
         if FLAGS & UPDATE_STATE:
-            tl.store(state_ptr + b * HW + offs_p, new_state, mask=pmask)
+            tl.store(state_ptr + offs_p, new_state, mask=pmask)
     if WRITE_LOSS:
-        tl.store(loss_ptr + b * HW + offs_p, loss, mask=pmask)
-    out = partial_ptr + pid * 6
+        tl.store(loss_ptr + offs_p, loss, mask=pmask)
     tl.store(out + 0, tl.sum(loss, axis=0))
     tl.store(out + 1, tl.sum(valid.to(tl.float32), axis=0))
     tl.store(out + 2, tl.sum(correct.to(tl.float32), axis=0))
@@ -203,6 +219,65 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
 
 
 @triton.jit
+def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
+                w_correct, w_wrong, lam_t, lam_b, lam_f, tau,
+                C, HW, nblk, stride_b, stride_c, stride_p, ignore_index,
+                FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
+                C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
+    pid = tl.program_id(0)
+    b = pid // nblk
+    offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
+    o = offs_p * stride_p
+    _forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW, partial_ptr + pid * 6,
+                   offs_p, offs_p < HW, o, o, o, o, 0.0, 0.0, 0.0, 0.0,
+                   w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
+                   FLAGS, WRITE_LOSS, C_CHUNK, BLOCK_P, NUM_CHUNKS, False)
+
+
+@triton.jit
+def _grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b):
+    """d(k * w CE)/dz of a ``[C_CHUNK, BLOCK_P]`` logit tile ``x`` from the per-pixel coefficients of
+    :func:`_pixel_terms` (already multiplied by the upstream gradient k; ``inv_s`` = k / S)."""
+    d = x - m[None, :]
+    e = tl.where(mask, tl.exp(d), 0.0)
+    g = inv_s[None, :] * e * (alpha[None, :] + beta[None, :] * d)
+    cc = offs_c[:, None]
+    g += tl.where(cc == y[None, :], g_y[None, :], 0.0)
+    g += tl.where(cc == a[None, :], g_a[None, :], 0.0)
+    g += tl.where(cc == bidx[None, :], g_b[None, :], 0.0)
+    return g
+
+
+@triton.jit
+def _backward_terms(z_base, y_img, state_img, k_img, offs_p, pmask, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
+                    w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
+                    FLAGS: tl.constexpr, PER_PIXEL_SCALE: tl.constexpr, C_CHUNK: tl.constexpr,
+                    BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr, UPSAMPLE: tl.constexpr):
+    """Per-pixel gradient coefficients of the pixels ``offs_p`` of one image, with the upstream gradient
+    k (``k_img``: that image's per-pixel scales, or the scalar) folded in, for :func:`_grad_tile`."""
+    lab = tl.load(y_img + offs_p, mask=pmask, other=ignore_index)
+    valid = pmask & (lab != ignore_index)
+    y = tl.where(valid, lab, -1).to(tl.int32)
+    m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = _reductions(
+        z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask, C, stride_c,
+        FLAGS, C_CHUNK, BLOCK_P, NUM_CHUNKS, UPSAMPLE)
+    if FLAGS & REGIONS:
+        state = tl.load(state_img + offs_p, mask=pmask, other=0)
+    else:
+        state = tl.zeros([BLOCK_P], tl.uint8)
+    loss, alpha, beta, g_y, g_a, g_b, bidx, correct, new_state = _pixel_terms(
+        m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
+        w_correct, w_wrong, lam_t, lam_b, lam_f, tau, FLAGS & ~UPDATE_STATE)
+    if PER_PIXEL_SCALE:
+        k = tl.load(k_img + offs_p, mask=pmask, other=0.0).to(tl.float32)
+    else:
+        k = tl.load(k_img).to(tl.float32)
+    k = tl.where(valid, k, 0.0)
+    inv_s = k / tl.where(valid, S, 1.0)
+    return m, a, y, bidx, inv_s, alpha, beta, k * g_y, k * g_a, k * g_b
+
+
+@triton.jit
 def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
                 w_correct, w_wrong, lam_t, lam_b, lam_f, tau,
                 C, HW, nblk, stride_b, stride_c, stride_p, ignore_index,
@@ -212,42 +287,20 @@ def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
     b = pid // nblk
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = offs_p < HW
-    lab = tl.load(y_ptr + b * HW + offs_p, mask=pmask, other=ignore_index)
-    valid = pmask & (lab != ignore_index)
-    y = tl.where(valid, lab, -1).to(tl.int32)
     z_base = z_ptr + b * stride_b
-    m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = _reductions(
-        z_base, y, valid, offs_p, pmask, C, stride_c, stride_p, FLAGS, C_CHUNK, BLOCK_P, NUM_CHUNKS)
-    if FLAGS & REGIONS:
-        state = tl.load(state_ptr + b * HW + offs_p, mask=pmask, other=0)
-    else:
-        state = tl.zeros([BLOCK_P], tl.uint8)
-    loss, alpha, beta, g_y, g_a, g_b, bidx, correct, new_state = _pixel_terms(
-        m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
-        w_correct, w_wrong, lam_t, lam_b, lam_f, tau, FLAGS & ~UPDATE_STATE)
-    if PER_PIXEL_SCALE:
-        k = tl.load(scale_ptr + b * HW + offs_p, mask=pmask, other=0.0).to(tl.float32)
-    else:
-        k = tl.load(scale_ptr).to(tl.float32)
-    k = tl.where(valid, k, 0.0)
-    inv_s = k / tl.where(valid, S, 1.0)
-    g_y = k * g_y
-    g_a = k * g_a
-    g_b = k * g_b
+    o = offs_p * stride_p
+    k_img = scale_ptr + b * HW if PER_PIXEL_SCALE else scale_ptr
+    m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b = _backward_terms(
+        z_base, y_ptr + b * HW, state_ptr + b * HW, k_img, offs_p, pmask, o, o, o, o, 0.0, 0.0, 0.0, 0.0,
+        w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
+        FLAGS, PER_PIXEL_SCALE, C_CHUNK, BLOCK_P, NUM_CHUNKS, False)
     g_base = grad_ptr + b * stride_b
     for ci in range(NUM_CHUNKS):
         offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
         mask = (offs_c[:, None] < C) & pmask[None, :]
-        ptrs = offs_c[:, None] * stride_c + offs_p[None, :] * stride_p
-        x = tl.load(z_base + ptrs, mask=mask, other=0.0).to(tl.float32)
-        d = x - m[None, :]
-        e = tl.where(mask, tl.exp(d), 0.0)
-        g = inv_s[None, :] * e * (alpha[None, :] + beta[None, :] * d)
-        cc = offs_c[:, None]
-        g += tl.where(cc == y[None, :], g_y[None, :], 0.0)
-        g += tl.where(cc == a[None, :], g_a[None, :], 0.0)
-        g += tl.where(cc == bidx[None, :], g_b[None, :], 0.0)
-        tl.store(g_base + ptrs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+        x = _load_tile(z_base, offs_c, mask, stride_c, o, o, o, o, 0.0, 0.0, 0.0, 0.0, False)
+        g = _grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b)
+        tl.store(g_base + offs_c[:, None] * stride_c + o[None, :], g.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
 def _geometry(logits: torch.Tensor):

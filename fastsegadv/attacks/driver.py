@@ -219,11 +219,12 @@ def run_attack(
             x_adv = _random_start(x, eps, norm, generator) if random_start else x.clone()
             objective.begin(attack_labels, clean_prediction)
             for t in range(1, steps + 1):
-                params = objective.kernel_params(t, steps)
-                if captured is not None and (restart > 0 or t > 1) and (params is None or geometry["fused"]):
+                first = restart == 0 and t == 1
+                params = None if captured is None or first else objective.kernel_params(t, steps)
+                if captured is not None and not first and (params is None or geometry["fused"]):
                     x_next, loss, prediction = captured(x_adv, params, None)
-                else:
-                    x_next, loss, prediction = step_fn(x_adv, params, t, first=restart == 0 and t == 1)
+                else:  # the same weights from step=t (the eager loss encodes t itself)
+                    x_next, loss, prediction = step_fn(x_adv, None, t, first=first)
                 with torch.no_grad():
                     if trace is not None:
                         mis = mis_ratio_per_image(prediction, labels, ignore_index)
