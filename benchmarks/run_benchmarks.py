@@ -75,7 +75,7 @@ def summarise(raw: dict) -> list[dict]:
                 row["GB/s"] = info["bytes"] / t / 1e9
             if clone:
                 row["x_clone"] = t / clone
-            for other in ("reference", "compiled", "upsample+cpp"):
+            for other in ("reference", "compiled", "upsample+fused"):
                 if other in prov and other != name:
                     row[f"speedup_vs_{other}"] = prov[other][0] / t
             if "peak_bytes" in info:
@@ -100,7 +100,7 @@ def markdown(rows: list[dict], header: str) -> str:
 
 def _table(rows: list[dict], header: str) -> str:
     cols = ["shape", "mode", "provider", "median_ms", "GB/s", "x_clone", "speedup_vs_reference",
-            "speedup_vs_compiled", "speedup_vs_upsample+cpp", "peak_MiB"]
+            "speedup_vs_compiled", "speedup_vs_upsample+fused", "peak_MiB"]
     cols = [c for c in cols if any(c in r for r in rows)]
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in sorted(rows, key=lambda r: (r["shape"], r["mode"], r["provider"])):

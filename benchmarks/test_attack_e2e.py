@@ -3,11 +3,14 @@ CosPGD, RP-PGD and entropy-weighted PGD against the floor of one iteration — a
 backward to the input (no loss, no weight gradients) — and the same attacks as the peers implement
 them, all in the same run:
 
-- ``cospgd`` package loop (its README): CE(reduction="none") → ``segpgd_scale`` / ``cospgd_scale`` →
-  ``.mean()`` → ``loss.backward()`` (weight gradients included, as the loop is written) → ``step_inf``;
-- torchattacks ``PGD`` (ignore label remapped to -100, the only one its CE knows).
+- ``cospgd`` package loop (its README; peer_loops.py) for SegPGD and CosPGD;
+- torchattacks ``PGD`` (ignore label remapped to -100, the only one its CE knows);
+- SEA-style APGD on the Jensen-Shannon loss as its paper writes it (peer_loops.py) against
+  fastsegadv's ``apgd(loss="js")``.
 
-adv-lib's DAG is not run: adv-lib imports torchvision and visdom, which do not install on a CPU torch here.
+fastsegadv's PGD and SegPGD also run with the step graph-captured (``compile_step=True``, inductor; the
+compilation happens in the warm-up round). adv-lib's DAG is not run: adv-lib imports torchvision and
+visdom, which do not install on a CPU torch here.
 The per-iteration time is the whole attack call divided by its steps (setup included: RP-PGD's extra
 clean forward for the region state counts against it).
 """
@@ -18,10 +21,13 @@ from fastsegadv import attacks as A
 from fastsegadv.data import make_digit_scenes
 from fastsegadv.models import load_pretrained
 
+from .peer_loops import cospgd_package_loop, sea_apgd_js
+
 STEPS = 10
 EPS, ALPHA = 8 / 255, 0.01
 OURS = {"pgd": A.pgd, "segpgd": A.segpgd, "cospgd": A.cospgd, "rp_pgd": A.rp_pgd,
-        "uncertainty_pgd": lambda *a, **k: A.uncertainty_pgd(*a, measure="entropy", **k)}
+        "uncertainty_pgd": lambda *a, **k: A.uncertainty_pgd(*a, measure="entropy", **k),
+        "apgd_js": lambda *a, alpha=None, **k: A.apgd(*a, loss="js", **k)}
 
 
 @pytest.fixture(scope="module")
@@ -65,33 +71,33 @@ def test_fastsegadv_attack(benchmark, setup, attack):
     _record(benchmark, x, attack, "fastsegadv", STEPS)
 
 
-def _cospgd_loop(model, x, y, scale):
-    """The ``cospgd`` package's attack loop as its README writes it."""
-    from cospgd import functions
+@pytest.mark.parametrize("attack", ["pgd", "segpgd"])
+def test_fastsegadv_attack_graph_captured(benchmark, setup, attack):
+    model, x, y = setup
+    fn = OURS[attack]
+    benchmark.pedantic(lambda: fn(model, x, y, eps=EPS, alpha=ALPHA, steps=STEPS, seed=0, compile_step=True),
+                       rounds=5, warmup_rounds=1)
+    _record(benchmark, x, attack, "fastsegadv compile_step", STEPS)
 
-    criterion = torch.nn.CrossEntropyLoss(ignore_index=255, reduction="none")
-    images = functions.init_linf(x, epsilon=EPS)
-    for itr in range(STEPS):
-        images.requires_grad = True
-        outputs = model(images)
-        loss = criterion(outputs, y)
-        if scale == "segpgd":
-            loss = functions.segpgd_scale(predictions=outputs, labels=y, loss=loss, iteration=itr, iterations=STEPS)
-        else:
-            loss = functions.cospgd_scale(predictions=outputs, labels=y, loss=loss, num_classes=outputs.shape[1])
-        loss = loss.mean()
-        model.zero_grad()
-        loss.backward()
-        images = functions.step_inf(perturbed_image=images, epsilon=EPS, data_grad=images.grad, orig_image=x,
-                                    alpha=ALPHA, targeted=False)
-    return images
+
+def test_sea_apgd_js(benchmark, setup):
+    model, x, y = setup
+    for p in model.parameters():
+        p.requires_grad_(False)  # SEA's loop calls backward on the loss: only the input needs a gradient
+    try:
+        benchmark.pedantic(lambda: sea_apgd_js(model, x, y, eps=EPS, steps=STEPS), rounds=5, warmup_rounds=1)
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    _record(benchmark, x, "apgd_js", "SEA-style (paper)", STEPS)
 
 
 @pytest.mark.parametrize("attack", ["segpgd", "cospgd"])
 def test_cospgd_package(benchmark, setup, attack):
     pytest.importorskip("cospgd")
     model, x, y = setup
-    benchmark.pedantic(lambda: _cospgd_loop(model, x, y, attack), rounds=5, warmup_rounds=1)
+    benchmark.pedantic(lambda: cospgd_package_loop(model, x, y, scale=attack, eps=EPS, alpha=ALPHA, steps=STEPS),
+                       rounds=5, warmup_rounds=1)
     model.zero_grad(set_to_none=True)
     _record(benchmark, x, attack, "cospgd package", STEPS)
 

@@ -3,15 +3,18 @@ from logits at 1/4 and 1/8 of the label resolution (1×19×512×1024 labels), ti
 same run:
 
 - ``reference``: F.interpolate + the eager loss;
-- ``upsample+cpp``: F.interpolate + the fused C++ loss (the best without this kernel);
-- ``fused_upsample``: the C++ kernel that interpolates on the fly (fastsegadv.fused_upsample).
+- ``upsample+fused``: F.interpolate + the fused loss (C++ on CPU, Triton on CUDA: the best without this kernel);
+- ``fused_upsample``: the kernel that interpolates on the fly (fastsegadv.fused_upsample: C++ on CPU,
+  Triton on CUDA).
+
+On CUDA (when there is one) the tensors live there; otherwise on the CPU.
 """
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fastsegadv import losses as L
-from fastsegadv._ops import CPP_AVAILABLE
+from fastsegadv.backend import choose_backend
 from fastsegadv.fused_upsample import upsample_weighted_cross_entropy
 
 from .peak_memory import peak_bytes
@@ -24,15 +27,19 @@ def _ident(c):
     return f"{c[0]}x{c[1]}x{c[2]}x{c[3]}->{c[4]}x{c[5]}"
 
 
-@pytest.mark.parametrize("provider", ["reference", "upsample+cpp", "fused_upsample"])
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("provider", ["reference", "upsample+fused", "fused_upsample"])
 @pytest.mark.parametrize("case", CASES, ids=_ident)
 def test_upsample_loss_forward_backward(benchmark, case, provider):
-    if provider != "reference" and not CPP_AVAILABLE:
-        pytest.skip("compiled ops not built")
+    fused = choose_backend(torch.empty(1, 2, device=DEVICE))
+    if provider != "reference" and fused == "reference":
+        pytest.skip("no fused kernel for this device")
     b, c, h, w, H, Wd = case
     g = torch.Generator().manual_seed(0)
-    z = torch.randn(b, c, h, w, generator=g).requires_grad_(True)
-    y = torch.randint(0, c, (b, H, Wd), generator=g)
+    z = torch.randn(b, c, h, w, generator=g).to(DEVICE).requires_grad_(True)
+    y = torch.randint(0, c, (b, H, Wd), generator=g).to(DEVICE)
 
     def step():
         if provider == "fused_upsample":
@@ -40,15 +47,18 @@ def test_upsample_loss_forward_backward(benchmark, case, provider):
         else:
             up = F.interpolate(z, size=(H, Wd), mode="bilinear", align_corners=False)
             loss = L.weighted_cross_entropy(up, y, weighting=W, step=2, steps=10, validate=False,
-                                            backend="reference" if provider == "reference" else "cpp")
+                                            backend="reference" if provider == "reference" else fused)
         (grad,) = torch.autograd.grad(loss, z)
         return grad
 
     for _ in range(2):
         step()
-    benchmark(step)
+    if DEVICE.type == "cuda":
+        benchmark(lambda: (step(), torch.cuda.synchronize()))
+    else:
+        benchmark(step)
     benchmark.extra_info.update(shape=_ident(case), mode="segpgd_upsample", provider=provider,
                                 bytes=4 * (b * c * h * w * 2))  # read + write of the low-res logits/gradient
-    peak = peak_bytes(step, torch.device("cpu"))
+    peak = peak_bytes(step, DEVICE)
     if peak is not None:
         benchmark.extra_info["peak_bytes"] = peak

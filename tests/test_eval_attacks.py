@@ -79,6 +79,14 @@ def test_pixel_losses():
     m = (p + onehot) / 2
     js = 0.5 * (p * (p / m).log()).sum(1) + 0.5 * (onehot * (onehot.clamp_min(1e-30) / m).log()).sum(1)
     torch.testing.assert_close(pixel_loss(z, y, "js", 255), js * valid)
+    # the closed form in p_y has the gradient of the full definition (random per-pixel upstream)
+    zg = (3 * z).requires_grad_(True)
+    p = zg.softmax(1)
+    m = (p + onehot) / 2
+    full = (0.5 * (p * (p / m).log()).sum(1) + 0.5 * (onehot * (onehot.clamp_min(1e-30) / m).log()).sum(1)) * valid
+    up = torch.rand(y.shape, generator=g)
+    torch.testing.assert_close(torch.autograd.grad(pixel_loss(zg, y, "js", 255), zg, up)[0],
+                               torch.autograd.grad(full, zg, up)[0], rtol=1e-4, atol=1e-6)
     assert (pixel_loss(z, y, "js", 255) <= math.log(2) + 1e-6).all()
     margin, v = label_margin(z, y, 255)
     assert torch.equal(v, valid) and ((margin > 0) == correct).all()

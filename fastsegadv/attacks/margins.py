@@ -1,8 +1,11 @@
 """Per-pixel quantities the evaluation attacks (CW, DeepFool, APGD) share."""
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.nn.functional as F
+
+from ..fused import weighted_cross_entropy
 
 
 def label_margin(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,25 +28,20 @@ def per_image_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def pixel_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str, ignore_index: int) -> torch.Tensor:
     """``[B, H, W]`` per-pixel loss of APGD/SEA (Croce et al. 2023): ``ce``; ``masked_ce`` = CE on the
     pixels still correctly classified (mask detached); ``js`` = Jensen-Shannon divergence between
-    softmax(z) and the one-hot label. 0 on ignored pixels."""
-    z = logits.float()
-    valid = labels != ignore_index
-    safe = torch.where(valid, labels, torch.zeros_like(labels))
-    if kind in ("ce", "masked_ce"):
-        ce = F.cross_entropy(z, safe, reduction="none")
-        if kind == "masked_ce":
-            ce = ce * (z.detach().argmax(1) == safe)
-        return ce * valid
-    if kind == "js":
-        logp = F.log_softmax(z, 1)
-        p = logp.exp()
-        onehot = F.one_hot(safe, z.shape[1]).permute(0, 3, 1, 2).to(p.dtype)
-        m = 0.5 * (p + onehot)
-        logm = m.clamp_min(1e-12).log()
-        kl_pm = (p * (logp - logm)).sum(1)
-        kl_om = -(onehot * logm).sum(1)  # sum onehot * (log 1 - log m)
-        return 0.5 * (kl_pm + kl_om) * valid
-    raise ValueError(f"loss must be 'ce', 'masked_ce' or 'js', got {kind!r}")
+    p = softmax(z) and the one-hot label. 0 on ignored pixels.
+
+    JS depends on p_y alone: with m = (p + e_y)/2, m_k = p_k/2 for k != y, so
+    ``JS = KL(p||m)/2 + KL(e_y||m)/2 = log 2 + (p_y log p_y - (1 + p_y) log(1 + p_y))/2`` with
+    ``p_y = exp(-CE)``: computed from the fused per-pixel CE, no [B, C, H, W] intermediates."""
+    if kind not in ("ce", "masked_ce", "js"):
+        raise ValueError(f"loss must be 'ce', 'masked_ce' or 'js', got {kind!r}")
+    ce = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none", validate=False).float()
+    if kind == "ce":
+        return ce
+    if kind == "masked_ce":
+        return ce * (logits.detach().argmax(1) == labels)
+    p_y = torch.exp(-ce)  # 1 on ignored pixels, where the JS below is 0
+    return math.log(2.0) + 0.5 * (-p_y * ce - (1.0 + p_y) * torch.log1p(p_y))
 
 
 def perturbation_norms(adv: torch.Tensor, images: torch.Tensor) -> dict:
