@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from .driver import _generators, _random_start, mis_ratio_per_image
 from .margins import per_image_mean, pixel_loss
-from .model_io import NormalizedModel, frozen_for_attack, logits_at
+from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
@@ -66,7 +66,7 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
         check_label_range(labels, logits.shape[1], ignore_index)
         eta = torch.full((b,), 2 * eps, device=x.device)
         f_max, x_max, g_max = f_cur.clone(), x_cur.clone(), g_cur.clone()
-        best_score = mis_ratio_per_image(logits.argmax(1), labels, ignore_index)
+        best_score = mis_ratio_per_image(class_prediction(logits), labels, ignore_index)
         best_x = x_cur.clone()
         x_prev = x_cur.clone()
         increases = torch.zeros(b, device=x.device)
@@ -77,11 +77,11 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
             x_next = project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev))
             f_next, g_next, logits = evaluate(x_next)
             if trace is not None:
-                pred = logits.argmax(1)
+                pred = class_prediction(logits)
                 mis = mis_ratio_per_image(pred, labels, ignore_index)
                 valid = (labels != ignore_index).flatten(1).sum(1).float()
                 trace.record(0, f_next.sum(), (mis * valid).sum() / valid.sum().clamp_min(1), None, pred, labels)
-            score = mis_ratio_per_image(logits.argmax(1), labels, ignore_index)
+            score = mis_ratio_per_image(class_prediction(logits), labels, ignore_index)
             better = score > best_score
             best_score = torch.where(better, score, best_score)
             best_x = torch.where(better.view(view), x_next, best_x)

@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from .driver import _per_image_norm, mis_ratio_per_image
 from .margins import label_margin, per_image_mean
-from .model_io import NormalizedModel, frozen_for_attack, logits_at
+from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
@@ -48,7 +48,7 @@ def cw_l2(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, c: fl
                 hinge = per_image_mean((margin + kappa).clamp_min(0), valid)  # [B]
                 loss = (dist + c * hinge).sum()
             with torch.no_grad():  # the iterate just evaluated: keep it if it is the most damaging so far
-                score = mis_ratio_per_image(logits.argmax(1), labels, ignore_index)
+                score = mis_ratio_per_image(class_prediction(logits), labels, ignore_index)
                 norm = dist.sqrt()
                 better = (score > best_score) | ((score == best_score) & (norm < best_norm))
                 best_score = torch.where(better, score, best_score)

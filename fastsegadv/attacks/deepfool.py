@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from .driver import _per_image_norm, mis_ratio_per_image
 from .margins import label_margin, per_image_mean
-from .model_io import NormalizedModel, frozen_for_attack, logits_at
+from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
@@ -47,7 +47,7 @@ def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
                 f = -per_image_mean(margin, active)  # [B] mean of z_k - z_y over the active pixels (< 0)
                 (grad,) = torch.autograd.grad(f.sum(), x_adv)  # per-image gradients (images independent)
             with torch.no_grad():
-                score = mis_ratio_per_image(logits.argmax(1), labels, ignore_index)
+                score = mis_ratio_per_image(class_prediction(logits), labels, ignore_index)
                 better = score > best_score
                 best_score = torch.where(better, score, best_score)
                 best_x = torch.where(better.view(-1, 1, 1, 1), x_adv.detach(), best_x)

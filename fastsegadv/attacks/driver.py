@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ..backend import choose_backend
 from .capture import CapturedStep
-from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
+from .model_io import FeatureHook, class_prediction, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import Objective
 from .step import linf_step
 from .trace import AttackTrace
@@ -165,7 +165,7 @@ def run_attack(
             with torch.no_grad():
                 clean_logits = forward(x)
             check_label_range(labels, clean_logits.shape[1], ignore_index)
-            clean_prediction = clean_logits.argmax(1)
+            clean_prediction = class_prediction(clean_logits)
         # logits below the label resolution are upsampled on the fly inside the fused loss; decided (and the
         # labels checked against the model's classes) in the first, always eager, step
         geometry = {"low_res": False}
@@ -198,7 +198,7 @@ def run_attack(
             with torch.no_grad():
                 prediction = None
                 if want_prediction:  # [B, H, W], from the same forward
-                    prediction = (logits_at(logits.detach(), size) if low_res else logits.detach()).argmax(1)
+                    prediction = class_prediction(logits_at(logits.detach(), size) if low_res else logits.detach())
                 if fused_update:  # step + projection + clamp in one pass
                     return linf_step(x_adv, grad, x, sign * alpha, eps), loss.detach(), prediction
                 g = sign * grad
@@ -236,7 +236,7 @@ def run_attack(
                 x_adv = x_next
             if track:
                 with torch.no_grad():
-                    keep_best(x_adv, forward(x_adv).argmax(1))
+                    keep_best(x_adv, class_prediction(forward(x_adv)))
             else:
                 best_x = x_adv
     return best_x.detach()

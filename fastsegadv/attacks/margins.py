@@ -6,6 +6,7 @@ import math
 import torch
 
 from ..fused import weighted_cross_entropy
+from .model_io import class_prediction
 
 
 def label_margin(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,7 +40,7 @@ def pixel_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str, ignore_ind
     if kind == "ce":
         return ce
     if kind == "masked_ce":
-        return ce * (logits.detach().argmax(1) == labels)
+        return ce * (class_prediction(logits.detach()) == labels)
     p_y = torch.exp(-ce)  # 1 on ignored pixels, where the JS below is 0
     return math.log(2.0) + 0.5 * (-p_y * ce - (1.0 + p_y) * torch.log1p(p_y))
 

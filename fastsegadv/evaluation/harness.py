@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from ..attacks.model_io import logits_at
+from ..attacks.model_io import class_prediction, logits_at
 from ..attacks.registry import AttackSpec
 from ..attacks.trace import AttackTrace
 from ..metrics import ConfusionMatrix, per_image_confusion
@@ -235,7 +235,7 @@ def evaluate_model(
             x, y = collate(dataset, range(start, stop), device)  # [b, 3, H, W], [b, H, W]
             seeds = [eval_seed(cfg.seed, i) for i in range(start, stop)]
             with torch.no_grad():
-                pred = logits_at(predict(x), y.shape[-2:]).argmax(1)
+                pred = class_prediction(logits_at(predict(x), y.shape[-2:]))
             clean.update(pred, y)  # also checks the labels' range
             per_img = per_image_confusion(pred, y, c, ignore_index=ign)  # [b, C, C]
             valid = per_img.sum((1, 2)).clamp_min(1)
@@ -257,7 +257,7 @@ def evaluate_model(
                 adv = res.spec.run(model, x, y, eps=cfg.eps, alpha=cfg.alpha, seed=seeds, ignore_index=ign, trace=trace,
                                    **extra)
                 with torch.no_grad():
-                    adv_pred = logits_at(predict(adv), y.shape[-2:]).argmax(1)
+                    adv_pred = class_prediction(logits_at(predict(adv), y.shape[-2:]))
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 res.seconds += time.perf_counter() - t0

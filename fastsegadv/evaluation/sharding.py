@@ -39,7 +39,7 @@ def clean_confusion(model: nn.Module, dataset, *, num_classes: int, ignore_index
                     ctx: DistContext, forward=None) -> ConfusionMatrix:
     """Confusion matrix of ``model``'s argmax predictions over ``dataset`` in eval mode (the model's mode
     is restored), summed over ranks."""
-    from ..attacks.model_io import logits_at
+    from ..attacks.model_io import class_prediction, logits_at
 
     was_training = model.training
     model.eval()
@@ -48,7 +48,7 @@ def clean_confusion(model: nn.Module, dataset, *, num_classes: int, ignore_index
         for _, start, stop in batch_ranges(len(dataset), batch_size, ctx):
             x, y = collate(dataset, range(start, stop), ctx.device)
             out = forward(x) if forward is not None else model(x)
-            cm.update(logits_at(out, y.shape[-2:]).argmax(1), y)
+            cm.update(class_prediction(logits_at(out, y.shape[-2:])), y)
     finally:
         model.train(was_training)
     all_reduce_sum(cm.matrix, ctx)

@@ -33,7 +33,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from .. import atomic_io
-from ..attacks.model_io import logits_at
+from ..attacks.model_io import class_prediction, logits_at
 from ..attacks.registry import AttackSpec
 from ..evaluation.sharding import clean_confusion, collate, stack_items
 from ..metrics import ConfusionMatrix
@@ -264,7 +264,7 @@ def fit(
             scaler.update()
             sched.step()
             with torch.no_grad():
-                pred = logits_at(out, y.shape[-2:]).argmax(1)
+                pred = class_prediction(logits_at(out, y.shape[-2:]))
                 meter.clean.update(pred[:n_clean], y[:n_clean])
                 meter.adv.update(pred[n_clean:], y[n_clean:])
                 meter.loss += loss.detach().double()
