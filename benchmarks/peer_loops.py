@@ -18,6 +18,17 @@ import torch
 import torch.nn.functional as F
 
 
+class LogitsOnly(torch.nn.Module):
+    """``model(x)["out"]``: torchvision segmentation models for loops that expect a logits tensor."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)["out"]
+
+
 def cospgd_package_loop(model, x, y, *, scale: str, eps: float, alpha: float, steps: int):
     from cospgd import functions
 
@@ -67,7 +78,7 @@ def sea_apgd_js(model, x, y, *, eps: float, steps: int, rho: float = 0.75):
 
     x_adv = project(x + eps * (2 * torch.rand_like(x) - 1))
     loss, grad = grad_of(x_adv)
-    step = torch.full((x.shape[0],), 2 * eps)
+    step = torch.full((x.shape[0],), 2 * eps, device=x.device)
     best_loss, best_x, best_grad, x_prev = loss.clone(), x_adv.clone(), grad.clone(), x_adv.clone()
     count, last, step_at, best_at = torch.zeros_like(loss), 0, step.clone(), best_loss.clone()
     for k in range(steps):
