@@ -72,9 +72,11 @@ def _kernels(kernel: str):
     return weighted_ce.weighted_ce_forward, weighted_ce.weighted_ce_backward
 
 
-def _returns_forward_grad(kernel: str, device: torch.device, with_grad: bool) -> bool:
-    # only the C++ CPU kernels write the gradient in the forward pass
-    return with_grad and not kernel.startswith("triton") and device.type == "cpu"
+def _returns_forward_grad(kernel: str, device: torch.device, with_grad: bool, reduction: str) -> bool:
+    # Only the C++ CPU kernels write the gradient in the forward pass. The upsampling one's can only be
+    # scaled afterwards by a scalar (its per-pixel upstream lives at label resolution): "none" recomputes.
+    return (with_grad and not kernel.startswith("triton") and device.type == "cpu"
+            and not ("upsample" in kernel and reduction == "none"))
 
 
 # The params are a tensor (CPU float32 [6]) so that an attack step whose weights change with t (SegPGD
@@ -90,7 +92,8 @@ def fused_weighted_ce(logits: torch.Tensor, labels: torch.Tensor, region_state: 
     fwd, _ = _kernels(kernel)
     state_after = region_state.clone() if flags & FLAG_REGIONS else region_state.new_empty((0,))
     pre_scale = 1.0
-    if _returns_forward_grad(kernel, logits.device, with_grad) and reduction == "mean":
+    with_grad = _returns_forward_grad(kernel, logits.device, with_grad, reduction)
+    if with_grad and reduction == "mean":
         # 1/N_v applied in the forward pass (reading a CPU scalar costs no device sync)
         pre_scale = 1.0 / max(int((labels != ignore_index).sum()), 1)
     per_pixel, stats, grad = fwd(logits, labels, state_after if flags & FLAG_REGIONS else region_state,
@@ -109,8 +112,8 @@ def fused_weighted_ce(logits: torch.Tensor, labels: torch.Tensor, region_state: 
 def _fused_weighted_ce_fake(logits, labels, region_state, params, flags, ignore_index, reduction, kernel, with_grad):
     out = logits.new_empty(tuple(labels.shape) if reduction == "none" else ())
     stats = logits.new_empty((labels.shape[0], 6), dtype=torch.float64)
-    grad = logits.new_empty(tuple(logits.shape) if _returns_forward_grad(kernel, logits.device, with_grad) else (0,),
-                            dtype=torch.float32)
+    grad = logits.new_empty(tuple(logits.shape) if _returns_forward_grad(kernel, logits.device, with_grad, reduction)
+                            else (0,), dtype=torch.float32)
     state_after = torch.empty_like(region_state) if flags & FLAG_REGIONS else region_state.new_empty((0,))
     return out, stats, grad, state_after, logits.new_empty((), dtype=torch.float64)
 
@@ -129,6 +132,11 @@ def _fused_weighted_ce_recompute_fake(scale, logits, labels, region_state, param
     return torch.empty_like(logits)
 
 
+def _traced(t: torch.Tensor) -> bool:
+    """True while torch.compile / AOTAutograd / make_fx trace (a fake tensor has no value to read)."""
+    return torch.compiler.is_compiling() or torch._guards.detect_fake_mode((t,)) is not None
+
+
 def _setup_context(ctx, inputs, output):
     logits, labels, _, params, flags, ignore_index, reduction, kernel, _ = inputs
     _, _, grad, state_after, n_valid = output
@@ -142,7 +150,7 @@ def _backward(ctx, grad_out, _grad_stats, _grad_buffer, _grad_state, _grad_n_val
     if buffer.numel():  # the forward's gradient (CPU), already divided by N_v for a mean
         if reduction == "none":
             grad = buffer * grad_out.float().unsqueeze(1)
-        elif torch.compiler.is_compiling() or float(grad_out) != 1.0:  # a CPU scalar: no device sync
+        elif _traced(grad_out) or float(grad_out) != 1.0:  # a CPU scalar: no device sync
             grad = buffer * grad_out.float()
         else:
             grad = buffer
@@ -165,8 +173,6 @@ def fused_loss(logits, labels, region_state, params, flags, ignore_index, reduct
     """The fused loss and ``[B, 6]`` stats through :func:`fused_weighted_ce` (autograd included);
     ``region_state`` is updated in place when ``flags`` ask for it."""
     with_grad = torch.is_grad_enabled() and logits.requires_grad
-    if "upsample" in kernel and reduction == "none":
-        with_grad = False  # the forward's gradient can only be scaled by a scalar afterwards: recompute
     if not isinstance(params, torch.Tensor):
         params = torch.tensor(params, dtype=torch.float32)
     out, stats, _, state_after, _ = fused_weighted_ce(logits, labels.long(), region_state, params, flags,

@@ -119,3 +119,21 @@ def test_model_untouched_by_captured_attack(tiny_model, batch):
     A.segpgd(tiny_model, x, y, steps=3, seed=0, compile_step="aot_eager")
     assert tiny_model.training and all(p.requires_grad and p.grad is None for p in tiny_model.parameters())
     assert all(torch.equal(v, tiny_model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("kernel", ["cpp", "upsample"])
+def test_fused_loss_custom_op_opcheck(kernel):
+    """The functional custom op behind every fused loss (t as a tensor input) passes torch.library's
+    schema, fake-tensor, autograd-registration and AOT-dispatch checks."""
+    from fastsegadv.fused import FLAG_REGIONS, FLAG_SEGPGD, FLAG_UPDATE_STATE, fused_weighted_ce
+
+    g = torch.Generator().manual_seed(0)
+    size = (6, 7) if kernel == "upsample" else (12, 14)
+    z = torch.randn(2, 5, *size, generator=g, requires_grad=True)
+    y = torch.randint(0, 5, (2, 12, 14), generator=g)
+    y[:, :2] = 255
+    state = torch.randint(0, 3, (2, 12, 14), generator=g).to(torch.uint8)
+    params = torch.tensor([0.8, 0.2, 0.7, 0.2, 0.1, 1.0])
+    flags = FLAG_SEGPGD | FLAG_REGIONS | FLAG_UPDATE_STATE
+    for reduction in ("mean", "none"):
+        torch.library.opcheck(fused_weighted_ce, (z, y, state, params, flags, 255, reduction, kernel, True))
