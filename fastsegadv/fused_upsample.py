@@ -29,6 +29,15 @@ def upsample_weighted_cross_entropy_reference(logits, labels, *, align_corners: 
     return weighted_cross_entropy_reference(up, labels, **kwargs)
 
 
+def upsample_backend(logits: torch.Tensor, backend: str | None = None) -> str:
+    """Where :func:`upsample_weighted_cross_entropy` runs for these logits: "cpp" (CPU), "triton" (CUDA,
+    or CPU under the interpreter when asked for) or "reference" (upsample, then the eager loss)."""
+    name = choose_backend(logits, backend)
+    if name == "cpp" and logits.device.type != "cpu":  # no CUDA C++ kernel for this one: Triton if it runs
+        name = "triton" if backend is None and triton_available(logits.device) else "reference"
+    return name
+
+
 def upsample_weighted_cross_entropy(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -55,9 +64,7 @@ def upsample_weighted_cross_entropy(
     weighting.check_arguments(step, steps, region_state, labels)
     kw = dict(weighting=weighting, step=step, steps=steps, region_state=region_state,
               update_region_state=update_region_state, ignore_index=ignore_index, reduction=reduction)
-    name = choose_backend(logits, backend)
-    if name == "cpp" and logits.device.type != "cpu":  # no CUDA C++ kernel for this one: Triton if it runs
-        name = "triton" if backend is None and triton_available(logits.device) else "reference"
+    name = upsample_backend(logits, backend)
     if name == "reference":
         _check_params_need_kernel(params, weighting)
         return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)

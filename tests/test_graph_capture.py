@@ -137,3 +137,27 @@ def test_fused_loss_custom_op_opcheck(kernel):
     flags = FLAG_SEGPGD | FLAG_REGIONS | FLAG_UPDATE_STATE
     for reduction in ("mean", "none"):
         torch.library.opcheck(fused_weighted_ce, (z, y, state, params, flags, 255, reduction, kernel, True))
+
+
+def test_captured_step_with_low_resolution_logits():
+    """Logits at 1/4 of the labels: the fused upsample + loss runs inside the captured graph."""
+
+    class QuarterRes(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Conv2d(3, 8, 3, stride=4, padding=1)
+            self.head = torch.nn.Conv2d(8, 5, 1)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.body(x)))
+
+    torch.manual_seed(0)
+    model = QuarterRes().eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 48, generator=g)
+    y = torch.randint(0, 5, (2, 32, 48), generator=g)
+    y[:, :4] = 255
+    counter = _CountingBackend()
+    eager, captured = _both(A.segpgd, model, x, y, counter, steps=4)
+    assert counter.compiled == 1 and counter.runs == 3
+    assert torch.equal(captured, eager)

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..backend import choose_backend
+from ..fused_upsample import upsample_backend
 from .capture import CapturedStep
 from .model_io import FeatureHook, class_prediction, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import Objective
@@ -180,7 +181,7 @@ def run_attack(
                 raw = forward_raw(x_adv)  # [B, C, h, w]
                 if first:
                     geometry["low_res"] = (tuple(raw.shape[-2:]) != tuple(size) and objective.supports_low_res
-                                           and raw.dim() == 4 and choose_backend(raw, None) == "cpp")
+                                           and raw.dim() == 4 and upsample_backend(raw) != "reference")
                     geometry["fused"] = choose_backend(raw, None) != "reference"  # params= needs a kernel
                 low_res = geometry["low_res"]
                 logits = raw if low_res else logits_at(raw, size)
