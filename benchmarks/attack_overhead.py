@@ -8,6 +8,7 @@ bare forward+input-backward passes, then one 10-step attack, then 10 bare passes
 ratio of the attack to the mean of the two bare blocks around it; it reports the median ratio over the
 rounds (and its spread), per attack and provider, and writes JSON + Markdown. Providers: fastsegadv
 (eager), fastsegadv with the step graph-captured (``compile_step=True``; compiled in the warm-up call),
+fastsegadv with ``channels_last=True`` (ratio still to the NCHW bare pass: below 1 = a lower floor),
 the ``cospgd`` package loop, torchattacks' PGD and SEA-style APGD-JS (peer_loops.py).
 
     python benchmarks/attack_overhead.py [--rounds 7] [--out benchmarks/results/attack_e2e]
@@ -70,6 +71,10 @@ ATTACKS = [
     ("apgd_js", "fastsegadv", lambda m, x, y, seed: A.apgd(m, x, y, eps=EPS, steps=STEPS, loss="js", seed=seed)),
     ("pgd", "fastsegadv compile_step", _ours(A.pgd, compile_step=True)),
     ("segpgd", "fastsegadv compile_step", _ours(A.segpgd, compile_step=True)),
+    # the floor itself lowered: the model's convolutions in channels_last (the bare pass stays NCHW)
+    ("pgd", "fastsegadv channels_last", _ours(A.pgd, channels_last=True)),
+    ("segpgd", "fastsegadv channels_last", _ours(A.segpgd, channels_last=True)),
+    ("rp_pgd", "fastsegadv channels_last", _ours(A.rp_pgd, channels_last=True)),
 ]
 
 

@@ -71,6 +71,15 @@ def test_fastsegadv_attack(benchmark, setup, attack):
     _record(benchmark, x, attack, "fastsegadv", STEPS)
 
 
+@pytest.mark.parametrize("attack", ["pgd", "segpgd", "rp_pgd"])
+def test_fastsegadv_attack_channels_last(benchmark, setup, attack):
+    model, x, y = setup
+    fn = OURS[attack]
+    benchmark.pedantic(lambda: fn(model, x, y, eps=EPS, alpha=ALPHA, steps=STEPS, seed=0, channels_last=True),
+                       rounds=5, warmup_rounds=1)
+    _record(benchmark, x, attack, "fastsegadv channels_last", STEPS)
+
+
 @pytest.mark.parametrize("attack", ["pgd", "segpgd"])
 def test_fastsegadv_attack_graph_captured(benchmark, setup, attack):
     model, x, y = setup

@@ -66,7 +66,9 @@ if CPP_AVAILABLE:
 
     @torch.library.register_fake("fastsegadv::linf_step")
     def _linf_step_fake(x_adv, grad, x, alpha, eps):
-        return torch.empty_like(x, memory_format=torch.contiguous_format)
+        # x's layout is kept (csrc/cpu/attack_step_cpu.cpp: step_memory_format)
+        channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        return torch.empty_like(x, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     @torch.library.register_fake("fastsegadv::masked_class_sums_backward")
     def _masked_class_sums_backward_fake(grad_sums, features, labels, mask):

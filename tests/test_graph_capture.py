@@ -161,3 +161,17 @@ def test_captured_step_with_low_resolution_logits():
     eager, captured = _both(A.segpgd, model, x, y, counter, steps=4)
     assert counter.compiled == 1 and counter.runs == 3
     assert torch.equal(captured, eager)
+
+
+def test_channels_last_attack_matches_and_restores_the_weights(tiny_model, batch):
+    """channels_last=True: the same adversarial images (up to sign ties of ~0 gradients under the other
+    convolution algorithm), and the very same weight tensors afterwards."""
+    x, y = batch
+    before = [(p, p.data_ptr(), p.stride(), p.detach().clone()) for p in tiny_model.parameters()]
+    eager = A.segpgd(tiny_model, x, y, steps=5, seed=0)
+    cl = A.segpgd(tiny_model, x, y, steps=5, seed=0, channels_last=True)
+    assert cl.is_contiguous() and (cl != eager).float().mean() < 1e-3
+    for p, ptr, stride, values in before:  # the original storage, not a copy
+        assert p.data_ptr() == ptr and p.stride() == stride and torch.equal(p.detach(), values)
+    cl_captured = A.segpgd(tiny_model, x, y, steps=5, seed=0, channels_last=True, compile_step="aot_eager")
+    assert (cl_captured != cl).float().mean() < 1e-3

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include "../step_layout.h"
+
 namespace fastsegadv {
 namespace {
 
@@ -18,7 +20,9 @@ at::Tensor linf_step_cpu(const at::Tensor& x_adv_in, const at::Tensor& grad_in, 
               "linf_step: x_adv, grad and x must have the same shape");
   TORCH_CHECK(x_adv_in.scalar_type() == x_in.scalar_type() && grad_in.scalar_type() == x_in.scalar_type(),
               "linf_step: x_adv, grad and x must have the same dtype");
-  const at::Tensor x_adv = x_adv_in.contiguous(), grad = grad_in.contiguous(), x = x_in.contiguous();
+  // x's layout (NCHW or channels_last) is kept: the three inputs are made dense in it and walked flat
+  const auto fmt = step_memory_format(x_in);
+  const at::Tensor x_adv = x_adv_in.contiguous(fmt), grad = grad_in.contiguous(fmt), x = x_in.contiguous(fmt);
   at::Tensor out = at::empty_like(x);
   const int64_t n = x.numel();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "linf_step_cpu", [&] {

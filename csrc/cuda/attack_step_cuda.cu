@@ -7,6 +7,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "../step_layout.h"
+
 namespace fastsegadv {
 namespace {
 
@@ -31,7 +33,9 @@ at::Tensor linf_step_cuda(const at::Tensor& x_adv_in, const at::Tensor& grad_in,
   TORCH_CHECK(x_adv_in.sizes() == grad_in.sizes() && x_adv_in.sizes() == x_in.sizes(),
               "linf_step: x_adv, grad and x must have the same shape");
   c10::cuda::CUDAGuard guard(x_in.device());
-  const at::Tensor x_adv = x_adv_in.contiguous(), grad = grad_in.contiguous(), x = x_in.contiguous();
+  // x's layout (NCHW or channels_last) is kept: the three inputs are made dense in it and walked flat
+  const auto fmt = step_memory_format(x_in);
+  const at::Tensor x_adv = x_adv_in.contiguous(fmt), grad = grad_in.contiguous(fmt), x = x_in.contiguous(fmt);
   at::Tensor out = at::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return out;

@@ -17,13 +17,18 @@ import torch.nn as nn
 from ..backend import choose_backend
 from ..fused_upsample import upsample_backend
 from .capture import CapturedStep
-from .model_io import FeatureHook, class_prediction, NormalizedModel, extract_logits, frozen_for_attack, logits_at
+from .model_io import FeatureHook, channels_last_weights, class_prediction, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import Objective
 from .step import linf_step
 from .trace import AttackTrace
 from .validation import check_attack_inputs, check_label_range
 
 STEP_RULES = ("linf", "l2", "linf_normalized")
+
+
+def _layout_of(t: torch.Tensor) -> torch.memory_format:
+    dense_cl = t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if dense_cl else torch.contiguous_format
 
 
 def _per_image_norm(g: torch.Tensor, p: float) -> torch.Tensor:
@@ -103,6 +108,7 @@ def run_attack(
     eval_mode: bool = True,
     amp: str | None = None,
     compile_step: bool | str = False,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """Run ``steps`` iterations of ``objective`` ascent and return adversarial images ``[B, 3, H, W]``.
 
@@ -118,8 +124,10 @@ def run_attack(
     iterate stays fp32. ``compile_step=True`` (or a ``torch.compile`` backend name) captures steps 2..T as
     one graph each (forward, loss, input gradient, update; CUDA graphs on CUDA; capture.py): same iterates
     as the eager loop up to the compiler's floating-point reassociation, falling back to the eager step
-    with a warning where capture fails. The model's modes, ``requires_grad`` flags and
-    buffers are unchanged afterwards.
+    with a warning where capture fails. ``channels_last=True`` runs the model with its convolution
+    weights and the iterate in channels_last (faster convolutions on oneDNN/cuDNN; the original weight
+    tensors are put back afterwards). The model's modes, ``requires_grad`` flags and buffers are
+    unchanged afterwards.
     """
     check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps)
     if amp not in (None, "bf16", "fp16"):
@@ -145,7 +153,10 @@ def run_attack(
     best_score = torch.full((x.shape[0],), -1.0, device=x.device)
 
     hook = FeatureHook(model, feature_layer) if objective.needs_features else contextlib.nullcontext()
-    with frozen_for_attack(model, eval_mode=eval_mode), hook:
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        best_x = best_x.contiguous(memory_format=torch.channels_last)
+    with frozen_for_attack(model, eval_mode=eval_mode), channels_last_weights(model, channels_last), hook:
 
         amp_dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
@@ -218,6 +229,8 @@ def run_attack(
             captured = CapturedStep(step_fn, compile_step=compile_step, device=x.device)
         for restart in range(restarts):
             x_adv = _random_start(x, eps, norm, generator) if random_start else x.clone()
+            if channels_last:
+                x_adv = x_adv.contiguous(memory_format=torch.channels_last)
             objective.begin(attack_labels, clean_prediction)
             for t in range(1, steps + 1):
                 first = restart == 0 and t == 1
@@ -240,4 +253,6 @@ def run_attack(
                     keep_best(x_adv, class_prediction(forward(x_adv)))
             else:
                 best_x = x_adv
+    if channels_last:  # back to the layout the images came in
+        return best_x.detach().contiguous(memory_format=_layout_of(images))
     return best_x.detach()

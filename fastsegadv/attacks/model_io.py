@@ -86,6 +86,20 @@ def frozen_for_attack(model: nn.Module, *, eval_mode: bool = True) -> Iterator[n
                     b.copy_(saved)
 
 
+@contextlib.contextmanager
+def channels_last_weights(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+    """Run with every 4-D parameter (convolution weights) in channels_last, which oneDNN/cuDNN convolve
+    faster, and put the original tensors back afterwards (same storage, strides and values)."""
+    saved = [(p, p.data) for p in model.parameters() if enabled and p.dim() == 4]
+    try:
+        for p, data in saved:
+            p.data = data.contiguous(memory_format=torch.channels_last)
+        yield model
+    finally:
+        for p, data in saved:
+            p.data = data
+
+
 def last_conv_name(model: nn.Module) -> str:
     """Name of the last ``nn.Conv2d`` registered in ``model``: the usual final classifier."""
     name = None
