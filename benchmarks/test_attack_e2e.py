@@ -63,30 +63,19 @@ def test_bare_forward_input_backward(benchmark, setup):
     _record(benchmark, x, "-", "bare", 1)
 
 
-@pytest.mark.parametrize("attack", list(OURS))
-def test_fastsegadv_attack(benchmark, setup, attack):
+# (attack, provider, extra options): eager for every attack; channels_last and graph capture for a few
+VARIANTS = ([(a, "fastsegadv", {}) for a in OURS]
+            + [(a, "fastsegadv channels_last", {"channels_last": True}) for a in ("pgd", "segpgd", "rp_pgd")]
+            + [(a, "fastsegadv compile_step", {"compile_step": True}) for a in ("pgd", "segpgd")])
+
+
+@pytest.mark.parametrize("attack,provider,extra", VARIANTS, ids=[f"{a}-{p}" for a, p, _ in VARIANTS])
+def test_fastsegadv_attack(benchmark, setup, attack, provider, extra):
     model, x, y = setup
     fn = OURS[attack]
-    benchmark.pedantic(lambda: fn(model, x, y, eps=EPS, alpha=ALPHA, steps=STEPS, seed=0), rounds=5, warmup_rounds=1)
-    _record(benchmark, x, attack, "fastsegadv", STEPS)
-
-
-@pytest.mark.parametrize("attack", ["pgd", "segpgd", "rp_pgd"])
-def test_fastsegadv_attack_channels_last(benchmark, setup, attack):
-    model, x, y = setup
-    fn = OURS[attack]
-    benchmark.pedantic(lambda: fn(model, x, y, eps=EPS, alpha=ALPHA, steps=STEPS, seed=0, channels_last=True),
-                       rounds=5, warmup_rounds=1)
-    _record(benchmark, x, attack, "fastsegadv channels_last", STEPS)
-
-
-@pytest.mark.parametrize("attack", ["pgd", "segpgd"])
-def test_fastsegadv_attack_graph_captured(benchmark, setup, attack):
-    model, x, y = setup
-    fn = OURS[attack]
-    benchmark.pedantic(lambda: fn(model, x, y, eps=EPS, alpha=ALPHA, steps=STEPS, seed=0, compile_step=True),
-                       rounds=5, warmup_rounds=1)
-    _record(benchmark, x, attack, "fastsegadv compile_step", STEPS)
+    benchmark.pedantic(lambda: fn(model, x, y, eps=EPS, alpha=ALPHA, steps=STEPS, seed=0, **extra), rounds=5,
+                       warmup_rounds=1)
+    _record(benchmark, x, attack, provider, STEPS)
 
 
 def test_sea_apgd_js(benchmark, setup):
