@@ -182,6 +182,25 @@ def fused_loss(logits, labels, region_state, params, flags, ignore_index, reduct
     return out, stats
 
 
+def checked_step_arguments(weighting: Weighting, step, steps, region_state, labels, params):
+    """(step, steps) after :meth:`Weighting.check_arguments`; with ``params`` (t already encoded in them)
+    any valid t gives the kernel flags, so (1, 1)."""
+    if params is not None:
+        step, steps = 1, 1
+    weighting.check_arguments(step, steps, region_state, labels)
+    return step, steps
+
+
+def weighted_fused_loss(logits, labels, weighting: Weighting, step, steps, region_state, update_region_state,
+                        params, ignore_index, reduction, kernel):
+    """:func:`fused_loss` of a weighting at t: flags and parameters encoded here unless ``params`` are
+    given; the region state is passed only when the weighting uses it."""
+    flags, encoded = encode(weighting, step, steps, update_region_state)
+    state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
+    return fused_loss(logits, labels, state, encoded if params is None else params, flags, ignore_index,
+                      reduction, kernel)
+
+
 def _check_params_need_kernel(params, weighting: Weighting) -> None:
     if params is not None and weighting.needs_step:
         raise ValueError("params= (the kernel parameters of t) needs the cpp or triton backend; the reference "
@@ -227,9 +246,7 @@ def weighted_cross_entropy(
     check_reduction(reduction)
     if validate:
         check_logits_labels(logits, labels, ignore_index)
-    if params is not None:  # t is in the params; any valid t gives the flags
-        step, steps = 1, 1
-    weighting.check_arguments(step, steps, region_state, labels)
+    step, steps = checked_step_arguments(weighting, step, steps, region_state, labels, params)
     name = choose_backend(logits, backend)
     if name == "reference":
         _check_params_need_kernel(params, weighting)
@@ -240,8 +257,6 @@ def weighted_cross_entropy(
         if not return_stats:
             return out
         return out, reference_stats(logits, labels, per_pixel, region_state if weighting.regions else None, ignore_index)
-    flags, encoded = encode(weighting, step, steps, update_region_state)
-    state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
-    out, stats = fused_loss(logits, labels, state, encoded if params is None else params, flags, ignore_index,
-                            reduction, name)
+    out, stats = weighted_fused_loss(logits, labels, weighting, step, steps, region_state, update_region_state,
+                                     params, ignore_index, reduction, name)
     return (out, stats) if return_stats else out

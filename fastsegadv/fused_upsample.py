@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .backend import choose_backend, triton_available
-from .fused import _check_params_need_kernel, encode, fused_loss
+from .fused import _check_params_need_kernel, checked_step_arguments, weighted_fused_loss
 from .losses.pixelwise import check_reduction
 from .losses.weighted import Weighting, weighted_cross_entropy_reference
 
@@ -59,18 +59,14 @@ def upsample_weighted_cross_entropy(
     if logits.dim() != 4 or labels.dim() != 3 or labels.shape[0] != logits.shape[0]:
         raise ValueError(f"logits must be [B, C, h, w] and labels [B, H, W]; got {tuple(logits.shape)}, "
                          f"{tuple(labels.shape)}")
-    if params is not None:  # t is in the params; any valid t gives the flags
-        step, steps = 1, 1
-    weighting.check_arguments(step, steps, region_state, labels)
+    step, steps = checked_step_arguments(weighting, step, steps, region_state, labels, params)
     kw = dict(weighting=weighting, step=step, steps=steps, region_state=region_state,
               update_region_state=update_region_state, ignore_index=ignore_index, reduction=reduction)
     name = upsample_backend(logits, backend)
     if name == "reference":
         _check_params_need_kernel(params, weighting)
         return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)
-    flags, encoded = encode(weighting, step, steps, update_region_state)
-    state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
     kernel = ("triton_" if name == "triton" else "") + ("upsample_align_corners" if align_corners else "upsample")
-    out, _ = fused_loss(logits, labels, state, encoded if params is None else params, flags, ignore_index,
-                        reduction, kernel)
+    out, _ = weighted_fused_loss(logits, labels, weighting, step, steps, region_state, update_region_state, params,
+                                 ignore_index, reduction, kernel)
     return out

@@ -225,7 +225,7 @@ def run_attack(
                 return _project(x_adv + alpha * g, x, eps, norm), loss.detach(), prediction
 
         captured = None
-        if compile_step and objective.capturable and steps > 1:
+        if compile_step and steps > 1:
             captured = CapturedStep(step_fn, compile_step=compile_step, device=x.device)
         for restart in range(restarts):
             x_adv = _random_start(x, eps, norm, generator) if random_start else x.clone()

@@ -4,7 +4,7 @@ device (RP-PGD regions).
 
 A graph-captured attack step (driver.py, ``compile_step``) calls an objective with ``step=None`` and the
 kernel parameters of t as a tensor (``params = objective.kernel_params(t, T)``), so one graph serves every
-t; only objectives with ``capturable = True`` are called that way."""
+t: an objective must let t reach its loss only through those parameters."""
 from __future__ import annotations
 
 import torch
@@ -21,8 +21,6 @@ class Objective:
     needs_clean_prediction = False
     # can take logits below the label resolution (``low_res=True``) and upsample them inside the loss
     supports_low_res = True
-    # t reaches the loss only through kernel_params(t, T), so one captured graph serves every step
-    capturable = True
 
     def __init__(self, *, ignore_index: int = 255):
         self.ignore_index = ignore_index
