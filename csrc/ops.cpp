@@ -15,14 +15,15 @@ TORCH_LIBRARY(fastsegadv, m) {
   // per-image statistics [B, 6] fp64 (loss sum, valid, correct, true, boundary, false) and, if with_grad
   // and the kernel supports it (CPU), d(sum of per-pixel losses)/dlogits in fp32 from the same pass
   // (else empty: the caller uses weighted_ce_backward), multiplied by grad_scale (e.g. 1/N_v for a mean).
-  // Updates the RP-PGD region state in place.
+  // Updates the RP-PGD region state in place. params: fp32 [6] (w_correct, w_wrong, lambda_T, lambda_B,
+  // lambda_F, tau) on the logits' device (or the CPU), read by the kernels, so a CUDA-graph replay sees new values.
   m.def(
-      "weighted_ce_forward(Tensor logits, Tensor labels, Tensor(a!) region_state, float[] params, int flags, "
+      "weighted_ce_forward(Tensor logits, Tensor labels, Tensor(a!) region_state, Tensor params, int flags, "
       "int ignore_index, bool per_pixel, bool with_grad, float grad_scale) -> (Tensor, Tensor, Tensor)");
   // Backward: dL/dlogits (logits' dtype and memory format) for an upstream scale that is a scalar
   // (mean: g/N_v, sum: g) or per pixel [B,H,W] (reduction none). Recomputes from the logits.
   m.def(
-      "weighted_ce_backward(Tensor grad_scale, Tensor logits, Tensor labels, Tensor region_state, float[] params, "
+      "weighted_ce_backward(Tensor grad_scale, Tensor logits, Tensor labels, Tensor region_state, Tensor params, "
       "int flags, int ignore_index) -> Tensor");
   // Masked per-class feature sums (RP-PGD prototypes, 003 Eq. 5): sums [B, K, d] fp32 and counts [B, K]
   // fp32 over the pixels where mask is true; the backward gathers dL/dsums back to the pixels.
@@ -34,10 +35,10 @@ TORCH_LIBRARY(fastsegadv, m) {
   // the labels' [B, H, W] (F.interpolate semantics, align_corners as given); same outputs as
   // weighted_ce_forward / _backward, with the gradient w.r.t. the low-resolution logits.
   m.def(
-      "upsample_weighted_ce_forward(Tensor logits, Tensor labels, Tensor(a!) region_state, float[] params, "
+      "upsample_weighted_ce_forward(Tensor logits, Tensor labels, Tensor(a!) region_state, Tensor params, "
       "int flags, int ignore_index, bool align_corners, bool per_pixel, bool with_grad, float grad_scale) "
       "-> (Tensor, Tensor, Tensor)");
   m.def(
       "upsample_weighted_ce_backward(Tensor grad_scale, Tensor logits, Tensor labels, Tensor region_state, "
-      "float[] params, int flags, int ignore_index, bool align_corners) -> Tensor");
+      "Tensor params, int flags, int ignore_index, bool align_corners) -> Tensor");
 }

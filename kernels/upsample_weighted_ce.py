@@ -24,7 +24,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .weighted_ce import NUM_STATS, REGIONS, UPDATE_STATE, _backward_terms, _forward_block, _grad_tile, _load_tile
+from .weighted_ce import (NUM_STATS, REGIONS, UPDATE_STATE, _backward_terms, _forward_block, _grad_tile, _load_tile,
+                          kernel_params, load_params)
 
 BLOCK_J = 32
 
@@ -69,10 +70,11 @@ def _taps(oy, ox, mask, i0y_ptr, i1y_ptr, l0y_ptr, l1y_ptr, i0x_ptr, i1x_ptr, l0
 @triton.jit
 def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
                 i0y_ptr, i1y_ptr, l0y_ptr, l1y_ptr, i0x_ptr, i1x_ptr, l0x_ptr, l1x_ptr,
-                w_correct, w_wrong, lam_t, lam_b, lam_f, tau,
+                params_ptr,
                 C, W, HW, nblk, stride_b, stride_c, stride_h, stride_w, ignore_index,
                 FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
                 C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
+    w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
     pid = tl.program_id(0)
     b = pid // nblk
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)  # output pixels of image b
@@ -88,10 +90,11 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
 @triton.jit
 def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
                  i0y_ptr, i1y_ptr, l0y_ptr, l1y_ptr, i0x_ptr, i1x_ptr, l0x_ptr, l1x_ptr, xstart_ptr, xend_ptr,
-                 w_correct, w_wrong, lam_t, lam_b, lam_f, tau,
+                 params_ptr,
                  C, H, W, w, span_x, stride_b, stride_c, stride_h, stride_w, ignore_index,
                  FLAGS: tl.constexpr, PER_PIXEL_SCALE: tl.constexpr,
                  C_CHUNK: tl.constexpr, BLOCK_J: tl.constexpr, NUM_CHUNKS: tl.constexpr):
+    w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
     pid = tl.program_id(0)
     b = pid // H
     oy = pid % H
@@ -181,9 +184,9 @@ def upsample_weighted_ce_forward(logits, labels, region_state, params, flags, ig
     nblk = triton.cdiv(H * W, block_p)
     loss = torch.empty((b, H * W) if per_pixel else (1,), dtype=torch.float32, device=logits.device)
     partial = torch.empty((b * nblk, NUM_STATS), dtype=torch.float32, device=logits.device)
-    state = region_state if flags & REGIONS else labels  # a placeholder pointer when unused
+    state = region_state if flags & REGIONS.value else labels  # a placeholder pointer when unused
     _fwd_kernel[(b * nblk,)](
-        logits, labels, state, loss, partial, *ay[:4], *ax[:4], *[float(p) for p in params],
+        logits, labels, state, loss, partial, *ay[:4], *ax[:4], kernel_params(params, logits.device),
         c, W, H * W, nblk, logits.stride(0), logits.stride(1), logits.stride(2), logits.stride(3), ignore_index,
         FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
     stats = partial.view(b, nblk, NUM_STATS).double().sum(1)
@@ -197,13 +200,13 @@ def upsample_weighted_ce_backward(grad_scale, logits, labels, region_state, para
     logits, b, c, h, w, H, W, c_chunk, n_chunks, ay, ax = _geometry(logits, labels, align_corners)
     labels = labels.contiguous()
     scale = grad_scale.float().contiguous()
-    state = region_state if flags & REGIONS else labels
+    state = region_state if flags & REGIONS.value else labels
     rowbuf = torch.zeros((b, c, H, w), dtype=torch.float32, device=logits.device)
     n_j = triton.cdiv(w, BLOCK_J)
     _rows_kernel[(b * H, n_j)](
-        logits, labels, state, scale, rowbuf, *ay[:4], *ax[:4], ax[4], ax[5], *[float(p) for p in params],
+        logits, labels, state, scale, rowbuf, *ay[:4], *ax[:4], ax[4], ax[5], kernel_params(params, logits.device),
         c, H, W, w, ax[6], logits.stride(0), logits.stride(1), logits.stride(2), logits.stride(3), ignore_index,
-        FLAGS=flags & ~UPDATE_STATE, PER_PIXEL_SCALE=scale.numel() != 1,
+        FLAGS=flags & ~UPDATE_STATE.value, PER_PIXEL_SCALE=scale.numel() != 1,
         C_CHUNK=c_chunk, BLOCK_J=BLOCK_J, NUM_CHUNKS=n_chunks)
     grad = torch.empty_like(logits)
     _cols_kernel[(b * h, n_j)](

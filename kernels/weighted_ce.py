@@ -15,12 +15,45 @@ import torch
 import triton
 import triton.language as tl
 
-# csrc/weighting.h
-SEGPGD, REGIONS, UPDATE_STATE = 1 << 0, 1 << 1, 1 << 2
-COS_SOFTMAX, COS_SIGMOID, COS_TARGETED = 1 << 3, 1 << 4, 1 << 5
-UNC_MARGIN, UNC_MAXMIN, UNC_MEANMARGIN, UNC_ENTROPY, UNC_DETACH = 1 << 6, 1 << 7, 1 << 8, 1 << 9, 1 << 10
-ZERO_OUT = 1 << 11
+class _Flag(tl.constexpr):
+    """A flag bit of csrc/weighting.h as a ``tl.constexpr``: the only kind of module global Triton's compiler
+    lets @jit code read (a plain int runs in the interpreter but does not compile for a GPU). ``int & flag``
+    works too, as the interpreter passes the FLAGS argument as an int; host code reads ``.value``."""
+
+    def __rand__(self, other):
+        return _Flag(int(getattr(other, "value", other)) & self.value)
+
+    def __or__(self, other):
+        return _Flag(int(getattr(other, "value", other)) | self.value)
+
+    def __invert__(self):
+        return _Flag(~self.value)
+
+    __and__, __ror__ = __rand__, __or__
+
+
+SEGPGD, REGIONS, UPDATE_STATE = _Flag(1 << 0), _Flag(1 << 1), _Flag(1 << 2)
+COS_SOFTMAX, COS_SIGMOID, COS_TARGETED = _Flag(1 << 3), _Flag(1 << 4), _Flag(1 << 5)
+UNC_MARGIN, UNC_MAXMIN, UNC_MEANMARGIN = _Flag(1 << 6), _Flag(1 << 7), _Flag(1 << 8)
+UNC_ENTROPY, UNC_DETACH, ZERO_OUT = _Flag(1 << 9), _Flag(1 << 10), _Flag(1 << 11)
 NUM_STATS = 6
+NUM_PARAMS = 6  # w_correct, w_wrong, lambda_T, lambda_B, lambda_F, tau
+
+
+def kernel_params(params, device: torch.device) -> torch.Tensor:
+    """The kernel parameters as an fp32 ``[6]`` tensor on ``device``: the kernels read them from memory, so
+    a CUDA-graph replay of a captured attack step sees each step's lambda(t), not the recorded one."""
+    p = torch.as_tensor(params, dtype=torch.float32)
+    if p.numel() != NUM_PARAMS:
+        raise ValueError(f"params must have {NUM_PARAMS} entries, got {p.numel()}")
+    return p.to(device).contiguous()
+
+
+@triton.jit
+def load_params(params_ptr):
+    """The six fp32 kernel parameters (w_correct, w_wrong, lambda_T, lambda_B, lambda_F, tau) from memory."""
+    return (tl.load(params_ptr + 0), tl.load(params_ptr + 1), tl.load(params_ptr + 2), tl.load(params_ptr + 3),
+            tl.load(params_ptr + 4), tl.load(params_ptr + 5))
 
 
 @triton.jit
@@ -220,10 +253,11 @@ def _forward_block(z_base, y_ptr, state_ptr, loss_ptr, out, offs_p, pmask, o00, 
 
 @triton.jit
 def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
-                w_correct, w_wrong, lam_t, lam_b, lam_f, tau,
+                params_ptr,
                 C, HW, nblk, stride_b, stride_c, stride_p, ignore_index,
                 FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
                 C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
+    w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
     pid = tl.program_id(0)
     b = pid // nblk
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -279,10 +313,11 @@ def _backward_terms(z_base, y_img, state_img, k_img, offs_p, pmask, o00, o01, o1
 
 @triton.jit
 def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
-                w_correct, w_wrong, lam_t, lam_b, lam_f, tau,
+                params_ptr,
                 C, HW, nblk, stride_b, stride_c, stride_p, ignore_index,
                 FLAGS: tl.constexpr, PER_PIXEL_SCALE: tl.constexpr,
                 C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
+    w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
     pid = tl.program_id(0)
     b = pid // nblk
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -321,9 +356,9 @@ def weighted_ce_forward(logits, labels, region_state, params, flags, ignore_inde
     labels = labels.contiguous()
     loss = torch.empty((b, hw) if per_pixel else (1,), dtype=torch.float32, device=logits.device)
     partial = torch.empty((b * nblk, NUM_STATS), dtype=torch.float32, device=logits.device)
-    state = region_state if flags & REGIONS else labels  # a placeholder pointer when unused
+    state = region_state if flags & REGIONS.value else labels  # a placeholder pointer when unused
     _fwd_kernel[(b * nblk,)](
-        logits, labels, state, loss, partial, *[float(p) for p in params],
+        logits, labels, state, loss, partial, kernel_params(params, logits.device),
         c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
         FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
     stats = partial.view(b, nblk, NUM_STATS).double().sum(1)
@@ -337,10 +372,10 @@ def weighted_ce_backward(grad_scale, logits, labels, region_state, params, flags
     labels = labels.contiguous()
     grad = torch.empty_like(logits)
     scale = grad_scale.float().contiguous()
-    state = region_state if flags & REGIONS else labels
+    state = region_state if flags & REGIONS.value else labels
     _bwd_kernel[(b * nblk,)](
-        logits, labels, state, scale, grad, *[float(p) for p in params],
+        logits, labels, state, scale, grad, kernel_params(params, logits.device),
         c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
-        FLAGS=flags & ~UPDATE_STATE, PER_PIXEL_SCALE=scale.numel() != 1,
+        FLAGS=flags & ~UPDATE_STATE.value, PER_PIXEL_SCALE=scale.numel() != 1,
         C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
     return grad

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fastsegadv.attacks import extract_logits, pgd, rp_pgd
+from fastsegadv.attacks import FeatureHook, extract_logits, pgd, rp_pgd
 from fastsegadv.models import SegmentationAdapter, feature_layer_name, select_output
 from fastsegadv.training import adversarial_training_loss
 
@@ -89,8 +89,11 @@ def test_attacks_through_an_adapted_low_resolution_model():
     y = torch.randint(0, 5, (2, 32, 32))
     adv = pgd(model, x, y, eps=8 / 255, steps=2, seed=0)
     assert (adv - x).abs().max() <= 8 / 255 + 1e-6 and not torch.equal(adv, x)
-    layer = feature_layer_name(model)
-    assert layer == "model.aux_head"  # the last Conv2d registered; name the classifier explicitly instead
+    assert feature_layer_name(model) is None  # found from the forward: the conv that produced the logits
+    hook = FeatureHook(model)
+    with hook:
+        out = model(x.requires_grad_(True))
+        assert hook.resolve(out) == "model.head"  # not aux_head, registered last
     layer = feature_layer_name(model, "head")
     assert layer == "model.head"
     adv = rp_pgd(model, x, y, eps=8 / 255, steps=2, seed=0, feature_layer=layer)

@@ -193,8 +193,30 @@ def test_pixel_subset_touches_only_its_pixels(tiny_model, batch):
     adv = A.pixel_subset_ifgsm(tiny_model, x, y, eps=EPS, num_pixels=30, steps=3, seed=4)
     changed = (adv != x).any(1)  # [B, H, W]
     assert (changed.flatten(1).sum(1) <= 30).all()
-    mask = A.random_pixel_mask(x, 30, seed=4)[:, 0].bool()
+    mask = A.random_pixel_mask(y, 30, seed=4)[:, 0].bool()
     assert not (changed & ~mask).any()
+
+
+def test_pixel_subset_per_image_seeds_valid_pixels_and_zero_out_loss(tiny_model, batch, monkeypatch):
+    """004 §4.5 as the authors run it: the subset is drawn among valid pixels only, an image's subset and
+    result do not depend on its batch (per-image seed lists, as the harness and AT pass them), and the
+    loss is L^0 (Eq. 10, tau = 0.75) unless asked otherwise."""
+    x, y = batch
+    mask = A.random_pixel_mask(y, 100, seed=[7, 8])[:, 0].bool()
+    assert not (mask & (y == 255)).any() and (mask.flatten(1).sum(1) == 100).all()
+    alone = A.random_pixel_mask(y[1:], 100, seed=[8])[:, 0].bool()
+    assert torch.equal(alone[0], mask[1])
+    few = torch.full_like(y[:1], 255)
+    few[0, 0, :3] = 1  # 3 valid pixels: the subset is those 3
+    assert int(A.random_pixel_mask(few, 50, seed=0).sum()) == 3
+    adv = A.pixel_subset_ifgsm(tiny_model, x, y, eps=EPS, num_pixels=100, steps=2, seed=[7, 8])
+    adv1 = A.pixel_subset_ifgsm(tiny_model, x[1:], y[1:], eps=EPS, num_pixels=100, steps=2, seed=[8])
+    torch.testing.assert_close(adv[1:], adv1, atol=0, rtol=0)
+    seen = []
+    real = A.uncertainty.run_attack
+    monkeypatch.setattr(A.uncertainty, "run_attack", lambda *a, **k: seen.append(k["objective"]) or real(*a, **k))
+    A.pixel_subset_ifgsm(tiny_model, x, y, eps=EPS, num_pixels=10, steps=1)
+    assert seen[-1].weighting.zero_out == 0.75 and seen[-1].weighting.uncertainty is None
 
 
 def test_least_likely_targets(tiny_model, batch):

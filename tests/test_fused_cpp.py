@@ -155,6 +155,7 @@ def test_opcheck():
     z, y, state = make_case(2, 19, 6, 7, seed=12)
     for w in (MODES["regions"], MODES["entropy"], MODES["margin"]):
         flags, params = encode(w, 2, 5, True)
+        params = torch.tensor(params)  # fp32 [6]: the kernels read it from memory
         st = state.clone() if w.regions else torch.empty(0, dtype=torch.uint8)
         for with_grad in (False, True):
             torch.library.opcheck(torch.ops.fastsegadv.weighted_ce_forward,

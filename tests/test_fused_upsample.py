@@ -99,6 +99,7 @@ def test_opcheck():
     from fastsegadv.fused import encode
 
     flags, params = encode(Weighting(segpgd="linear"), 2, 5, True)
+    params = torch.tensor(params)
     state = torch.empty(0, dtype=torch.uint8)
     torch.library.opcheck(torch.ops.fastsegadv.upsample_weighted_ce_forward.default,
                           (z.detach(), y, state, params, flags, 255, False, True, True, 1.0),

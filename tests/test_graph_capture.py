@@ -175,3 +175,62 @@ def test_channels_last_attack_matches_and_restores_the_weights(tiny_model, batch
         assert p.data_ptr() == ptr and p.stride() == stride and torch.equal(p.detach(), values)
     cl_captured = A.segpgd(tiny_model, x, y, steps=5, seed=0, channels_last=True, compile_step="aot_eager")
     assert (cl_captured != cl).float().mean() < 1e-3
+
+
+class _HostReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records every host read (``.item()``, ``.tolist()``, ``float(t)``) of a given tensor's storage."""
+
+    def __init__(self, watched: torch.Tensor):
+        super().__init__()
+        self.ptr = watched.untyped_storage().data_ptr()
+        self.reads = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default and args[0].untyped_storage().data_ptr() == self.ptr:
+            self.reads += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("kernel", ["cpp", "triton", "upsample", "triton_upsample"])
+def test_captured_step_kernels_take_t_from_a_tensor(kernel, monkeypatch):
+    """lambda(t) must reach the kernels as memory they read (a CUDA-graph replay re-runs kernels, not the
+    Python around them): the op never reads the params on the host, the kernels' signatures take a
+    pointer, and writing new values into the same params tensor changes the result as a replay would."""
+    from fastsegadv.fused import encode, fused_weighted_ce
+    from fastsegadv.kernels import upsample_weighted_ce as up
+    from fastsegadv.kernels import weighted_ce as wce
+    from fastsegadv.losses import Weighting
+
+    for jit in (wce._fwd_kernel, wce._bwd_kernel, up._fwd_kernel, up._rows_kernel):
+        names = jit.arg_names if hasattr(jit, "arg_names") else list(jit.fn.__code__.co_varnames)
+        assert "params_ptr" in names and "w_wrong" not in names
+    schema = str(torch.ops.fastsegadv.weighted_ce_forward.default._schema)
+    assert "Tensor params" in schema and "float[] params" not in schema
+
+    weighting = Weighting(segpgd="linear")
+    g = torch.Generator().manual_seed(3)
+    small = "upsample" in kernel
+    z = torch.randn(2, 5, 4 if small else 8, 5 if small else 10, generator=g, requires_grad=True)
+    y = torch.randint(0, 5, (2, 8, 10), generator=g)
+    empty = torch.empty(0, dtype=torch.uint8)
+    flags, p2 = encode(weighting, 2, 10, True)
+    _, p9 = encode(weighting, 9, 10, True)
+    params = torch.tensor(p2)
+
+    def loss_and_grad(prm):
+        out = fused_weighted_ce(z, y, empty, prm, flags, 255, "mean", kernel, True)[0]
+        return out.detach(), torch.autograd.grad(out, z)[0]
+
+    tolist_reads = []
+    real_tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: tolist_reads.append(t) or real_tolist(t))  # no dispatch
+    with _HostReads(params) as mode:
+        loss2, grad2 = loss_and_grad(params)
+        params.copy_(torch.tensor(p9))  # "replay" at t = 9 with the same tensor
+        loss9, grad9 = loss_and_grad(params)
+    assert mode.reads == 0
+    assert not [t for t in tolist_reads if t.untyped_storage().data_ptr() == params.untyped_storage().data_ptr()]
+    fresh9 = loss_and_grad(torch.tensor(p9))
+    torch.testing.assert_close(loss9, fresh9[0])
+    torch.testing.assert_close(grad9, fresh9[1])
+    assert not torch.allclose(loss2, loss9)

@@ -273,9 +273,12 @@ struct PixelStage {
   }
 };
 
-// The op's double parameters as the floats the kernels use.
-inline void float_params(at::ArrayRef<double> params_d, float* params) {
-  for (int i = 0; i < NUM_PARAMS; ++i) params[i] = static_cast<float>(params_d[i]);
+// The op's fp32 [NUM_PARAMS] parameter tensor (CPU) as the floats the kernels use.
+inline void float_params(const at::Tensor& params_t, float* params) {
+  TORCH_CHECK(params_t.numel() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
+  TORCH_CHECK(params_t.device().is_cpu(), "params must be on the CPU for a CPU kernel");
+  const at::Tensor p = params_t.to(at::kFloat).contiguous();
+  for (int i = 0; i < NUM_PARAMS; ++i) params[i] = p.data_ptr<float>()[i];
 }
 
 }  // namespace cpu

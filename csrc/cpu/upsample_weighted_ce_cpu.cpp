@@ -53,11 +53,11 @@ struct Problem {
 };
 
 void check_inputs(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& state, int64_t flags,
-                  at::ArrayRef<double> params) {
+                  const at::Tensor& params) {
   TORCH_CHECK(logits.dim() == 4 && logits.size(1) >= 2, "logits must be [B, C >= 2, h, w]");
   TORCH_CHECK(labels.dim() == 3 && labels.size(0) == logits.size(0), "labels must be [B, H, W]");
   TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64");
-  TORCH_CHECK(params.size() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
+  TORCH_CHECK(params.numel() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
   if (flags & FLAG_REGIONS)
     TORCH_CHECK(state.scalar_type() == at::kByte && state.sizes() == labels.sizes() && state.is_contiguous(),
                 "region_state must be contiguous uint8 [B, H, W]");
@@ -154,7 +154,7 @@ Problem problem(const at::Tensor& logits, const at::Tensor& labels) {
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> upsample_weighted_ce_forward_cpu(
-    const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, at::ArrayRef<double> params_d,
+    const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, const at::Tensor& params_d,
     int64_t flags, int64_t ignore_index, bool align_corners, bool per_pixel, bool with_grad, double grad_scale) {
   check_inputs(logits_in, labels_in, region_state, flags, params_d);
   const at::Tensor logits = logits_in.contiguous(), labels = labels_in.contiguous();
@@ -180,7 +180,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> upsample_weighted_ce_forward_cpu(
 
 at::Tensor upsample_weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::Tensor& logits_in,
                                              const at::Tensor& labels_in, const at::Tensor& region_state_in,
-                                             at::ArrayRef<double> params_d, int64_t flags, int64_t ignore_index,
+                                             const at::Tensor& params_d, int64_t flags, int64_t ignore_index,
                                              bool align_corners) {
   at::Tensor region_state = (flags & FLAG_REGIONS) ? region_state_in.contiguous() : region_state_in;
   check_inputs(logits_in, labels_in, region_state, flags, params_d);

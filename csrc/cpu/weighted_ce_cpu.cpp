@@ -81,14 +81,14 @@ void load_block(const scalar_t* z, const Geometry& g, int64_t p0, int64_t n, Blo
 }
 
 void check_inputs(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& state, int64_t flags,
-                  at::ArrayRef<double> params) {
+                  const at::Tensor& params) {
   TORCH_CHECK(logits.dim() == 4, "logits must be [B, C, H, W]");
   TORCH_CHECK(logits.size(1) >= 2, "the fused kernel needs C >= 2 classes");
   TORCH_CHECK(labels.dim() == 3 && labels.size(0) == logits.size(0) && labels.size(1) == logits.size(2) &&
                   labels.size(2) == logits.size(3),
               "labels must be [B, H, W] matching the logits");
   TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64");
-  TORCH_CHECK(params.size() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
+  TORCH_CHECK(params.numel() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
   if (flags & FLAG_REGIONS) {
     TORCH_CHECK(state.scalar_type() == at::kByte && state.sizes() == labels.sizes(),
                 "region_state must be uint8 [B, H, W]");
@@ -144,7 +144,7 @@ void run_blocks(const scalar_t* z, const int64_t* lab, const uint8_t* st, uint8_
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
-    const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, at::ArrayRef<double> params_d,
+    const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, const at::Tensor& params_d,
     int64_t flags, int64_t ignore_index, bool per_pixel, bool with_grad, double grad_scale) {
   check_inputs(logits_in, labels_in, region_state, flags, params_d);
   const at::Tensor logits = pixel_layout(logits_in);
@@ -171,7 +171,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
 
 at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::Tensor& logits_in,
                                     const at::Tensor& labels_in, const at::Tensor& region_state,
-                                    at::ArrayRef<double> params_d, int64_t flags, int64_t ignore_index) {
+                                    const at::Tensor& params_d, int64_t flags, int64_t ignore_index) {
   check_inputs(logits_in, labels_in, region_state, flags, params_d);
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();

@@ -21,10 +21,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-struct Params {
-  float v[NUM_PARAMS];
-};
-
 template <typename scalar_t>
 __device__ PixelReductions reduce_pixel(const scalar_t* __restrict__ z, int64_t sc, int C, int y, int64_t flags) {
   PixelReductions r;
@@ -75,7 +71,7 @@ __device__ PixelReductions reduce_pixel(const scalar_t* __restrict__ z, int64_t 
 template <typename scalar_t>
 __global__ void forward_kernel(const scalar_t* __restrict__ z, const int64_t* __restrict__ labels,
                                uint8_t* __restrict__ state, float* __restrict__ loss, double* __restrict__ partial,
-                               Params params, int C, int64_t HW, int64_t sb, int64_t sc, int64_t sp,
+                               const float* __restrict__ params, int C, int64_t HW, int64_t sb, int64_t sc, int64_t sp,
                                int64_t ignore_index, int64_t flags) {
   __shared__ float red[NUM_STATS][kThreads];
   const int b = blockIdx.y;
@@ -88,7 +84,7 @@ __global__ void forward_kernel(const scalar_t* __restrict__ z, const int64_t* __
     const int y = valid ? static_cast<int>(lab) : -1;
     const PixelReductions r = reduce_pixel(z + b * sb + p * sp, sc, C, y, flags);
     const uint8_t s = (flags & FLAG_REGIONS) ? state[i] : static_cast<uint8_t>(REGION_TRUE);
-    const PixelTerms t = pixel_terms(r, valid, y, s, C, flags, params.v);
+    const PixelTerms t = pixel_terms(r, valid, y, s, C, flags, params);
     if (flags & FLAG_REGIONS) state[i] = t.state;
     if (loss != nullptr) loss[i] = t.loss;
     st[STAT_LOSS] = t.loss;
@@ -110,7 +106,7 @@ __global__ void forward_kernel(const scalar_t* __restrict__ z, const int64_t* __
 template <typename scalar_t>
 __global__ void backward_kernel(const scalar_t* __restrict__ z, const int64_t* __restrict__ labels,
                                 const uint8_t* __restrict__ state, const float* __restrict__ scale,
-                                bool per_pixel_scale, scalar_t* __restrict__ grad, Params params, int C, int64_t HW,
+                                bool per_pixel_scale, scalar_t* __restrict__ grad, const float* __restrict__ params, int C, int64_t HW,
                                 int64_t sb, int64_t sc, int64_t sp, int64_t ignore_index, int64_t flags) {
   const int b = blockIdx.y;
   const int64_t p = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
@@ -123,7 +119,7 @@ __global__ void backward_kernel(const scalar_t* __restrict__ z, const int64_t* _
   scalar_t* gp = grad + b * sb + p * sp;
   const PixelReductions r = reduce_pixel(zp, sc, C, y, flags);
   const uint8_t s = (flags & FLAG_REGIONS) ? state[i] : static_cast<uint8_t>(REGION_TRUE);
-  const PixelTerms t = pixel_terms(r, valid, y, s, C, flags, params.v);
+  const PixelTerms t = pixel_terms(r, valid, y, s, C, flags, params);
   const float k = valid ? (per_pixel_scale ? scale[i] : scale[0]) : 0.f;
   const float inv_s = k / r.S;
   for (int c = 0; c < C; ++c) {
@@ -141,16 +137,16 @@ at::Tensor pixel_layout(const at::Tensor& logits) {
   return logits.contiguous();
 }
 
-Params to_params(at::ArrayRef<double> p) {
-  TORCH_CHECK(p.size() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
-  Params out;
-  for (int k = 0; k < NUM_PARAMS; ++k) out.v[k] = static_cast<float>(p[k]);
-  return out;
+// The kernels read the parameters from device memory (a CUDA-graph replay then sees the values of each
+// step, not those of the recorded one): fp32 [NUM_PARAMS] on the logits' device.
+at::Tensor device_params(const at::Tensor& params, const at::Tensor& logits) {
+  TORCH_CHECK(params.numel() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
+  return params.to(logits.device(), at::kFloat).contiguous();
 }
 
 // with_grad is not used on CUDA: the gradient comes from backward_kernel (an empty third output says so).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cuda(
-    const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, at::ArrayRef<double> params,
+    const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, const at::Tensor& params_in,
     int64_t flags, int64_t ignore_index, bool per_pixel, bool /*with_grad*/, double /*grad_scale*/) {
   TORCH_CHECK(logits_in.dim() == 4 && logits_in.size(1) >= 2, "logits must be [B, C>=2, H, W]");
   const c10::cuda::CUDAGuard guard(logits_in.device());
@@ -164,8 +160,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cuda(
                               : at::empty({0}, logits.options().dtype(at::kFloat));
   const dim3 grid(static_cast<unsigned>((HW + kThreads - 1) / kThreads), static_cast<unsigned>(B));
   at::Tensor partial = at::empty({B, static_cast<int64_t>(grid.x), NUM_STATS}, logits.options().dtype(at::kDouble));
-  const Params p = to_params(params);
+  const at::Tensor prm = device_params(params_in, logits);
+  const float* p = prm.data_ptr<float>();
   auto stream = c10::cuda::getCurrentCUDAStream();
+  if (B > 0 && HW > 0) {  // a launch of zero blocks is an error
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_forward_cuda", [&] {
     forward_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(
         logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(),
@@ -174,12 +172,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cuda(
         logits.stride(0), logits.stride(1), logits.stride(3), ignore_index, flags);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
   return {loss, partial.sum(1), at::empty({0}, logits.options().dtype(at::kFloat))};
 }
 
 at::Tensor weighted_ce_backward_cuda(const at::Tensor& grad_scale_in, const at::Tensor& logits_in,
                                      const at::Tensor& labels_in, const at::Tensor& region_state,
-                                     at::ArrayRef<double> params, int64_t flags, int64_t ignore_index) {
+                                     const at::Tensor& params_in, int64_t flags, int64_t ignore_index) {
   const c10::cuda::CUDAGuard guard(logits_in.device());
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();
@@ -188,8 +187,10 @@ at::Tensor weighted_ce_backward_cuda(const at::Tensor& grad_scale_in, const at::
   const int64_t B = logits.size(0), C = logits.size(1), HW = logits.size(2) * logits.size(3);
   at::Tensor grad = at::empty_like(logits);
   const dim3 grid(static_cast<unsigned>((HW + kThreads - 1) / kThreads), static_cast<unsigned>(B));
-  const Params p = to_params(params);
+  const at::Tensor prm = device_params(params_in, logits);
+  const float* p = prm.data_ptr<float>();
   auto stream = c10::cuda::getCurrentCUDAStream();
+  if (B > 0 && HW > 0) {  // a launch of zero blocks is an error
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_backward_cuda", [&] {
     backward_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(
         logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(),
@@ -198,6 +199,7 @@ at::Tensor weighted_ce_backward_cuda(const at::Tensor& grad_scale_in, const at::
         ignore_index, flags & ~FLAG_UPDATE_STATE);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
   return grad;
 }
 

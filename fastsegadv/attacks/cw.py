@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .driver import _per_image_norm, mis_ratio_per_image
+from .driver import mis_ratio_per_image
+from .perturbation import per_image_norm
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
@@ -24,7 +25,7 @@ def cw_l2(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, c: fl
     """Adversarial images ``[B, 3, H, W]``. ``c``: weight of the margin term; ``kappa``: confidence;
     ``lr``: Adam's step size in tanh space."""
     reject_unknown_options(unused, "cw_l2")
-    check_attack_inputs(model, images, labels, eps=0.0, alpha=lr, steps=steps)
+    check_attack_inputs(model, images, labels, eps=0.0, alpha=lr, steps=steps, norm=None)
     if c < 0 or kappa < 0:
         raise ValueError(f"c and kappa must be >= 0, got c={c}, kappa={kappa}")
     net = NormalizedModel(model, *normalization) if normalization is not None else model
@@ -39,7 +40,7 @@ def cw_l2(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, c: fl
                 x_adv = (torch.tanh(w) + 1) / 2
                 if max_norm is not None:
                     delta = x_adv - x
-                    x_adv = x + delta * (max_norm / _per_image_norm(delta, 2)).clamp(max=1.0)
+                    x_adv = x + delta * (max_norm / per_image_norm(delta, 2)).clamp(max=1.0)
                 logits = logits_at(net(x_adv), labels.shape[-2:])
                 if t == 0:
                     check_label_range(labels, logits.shape[1], ignore_index)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .driver import _per_image_norm, mis_ratio_per_image
+from .driver import mis_ratio_per_image
+from .perturbation import per_image_norm
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
@@ -54,11 +55,11 @@ def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
                 running = active.flatten(1).any(1)  # [B] images with a pixel still correct
                 if t == steps or not bool(running.any()):
                     break
-                gn2 = _per_image_norm(grad, 2) ** 2  # [B, 1, 1, 1]
+                gn2 = per_image_norm(grad, 2) ** 2  # [B, 1, 1, 1]
                 step = (f.abs().view(-1, 1, 1, 1) + 1e-4) / gn2 * grad
                 r_total = r_total + step * running.view(-1, 1, 1, 1)
                 delta = (1 + overshoot) * r_total
                 if max_norm is not None:
-                    delta = delta * (max_norm / _per_image_norm(delta, 2)).clamp(max=1.0)
+                    delta = delta * (max_norm / per_image_norm(delta, 2)).clamp(max=1.0)
                 x_adv = (x + delta).clamp(0.0, 1.0)
     return best_x.detach()

@@ -19,6 +19,7 @@ from ..fused_upsample import upsample_backend
 from .capture import CapturedStep
 from .model_io import FeatureHook, channels_last_weights, class_prediction, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import Objective
+from .perturbation import per_image_generators, per_image_norm, project, random_start as random_start_point
 from .step import linf_step
 from .trace import AttackTrace
 from .validation import check_attack_inputs, check_label_range
@@ -29,52 +30,6 @@ STEP_RULES = ("linf", "l2", "linf_normalized")
 def _layout_of(t: torch.Tensor) -> torch.memory_format:
     dense_cl = t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
     return torch.channels_last if dense_cl else torch.contiguous_format
-
-
-def _per_image_norm(g: torch.Tensor, p: float) -> torch.Tensor:
-    flat = g.flatten(1)
-    n = flat.abs().amax(1) if p == math.inf else flat.norm(dim=1)
-    return n.clamp_min(1e-12).view(-1, *([1] * (g.dim() - 1)))
-
-
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    delta = x_adv - x
-    if norm == "l2":
-        delta = delta * (eps / _per_image_norm(delta, 2)).clamp(max=1.0)
-    else:
-        delta = delta.clamp(-eps, eps)
-    return (x + delta).clamp(0.0, 1.0)
-
-
-def _uniform(shape, generators, device, dtype) -> torch.Tensor:
-    """U[0, 1) of ``shape``: one generator for the batch, or one per image (``shape[0]`` of them)."""
-    if not isinstance(generators, list):
-        return torch.rand(shape, generator=generators, device=device, dtype=dtype)
-    return torch.stack([torch.rand(shape[1:], generator=g, device=device, dtype=dtype) for g in generators])
-
-
-def _generators(seed, batch: int, device: torch.device):
-    """None (global RNG), one generator (int seed) or one per image (a sequence of ``batch`` seeds: the
-    random start of an image then does not depend on the batch it sits in, so sharded evaluation and
-    training reproduce one process)."""
-    if seed is None:
-        return None
-    if isinstance(seed, int):
-        return torch.Generator(device=device).manual_seed(seed)
-    seeds = [int(s) for s in (seed.tolist() if isinstance(seed, torch.Tensor) else seed)]
-    if len(seeds) != batch:
-        raise ValueError(f"seed: expected an int or {batch} per-image seeds, got {len(seeds)}")
-    return [torch.Generator(device=device).manual_seed(s) for s in seeds]
-
-
-def _random_start(x: torch.Tensor, eps: float, norm: str, generator) -> torch.Tensor:
-    noise = _uniform(x.shape, generator, x.device, x.dtype) * 2 - 1
-    if norm == "l2":  # uniform direction, radius eps * u^(1/n) ~ inside the ball
-        r = _uniform((x.shape[0],), generator, x.device, x.dtype)
-        noise = noise / _per_image_norm(noise, 2) * (eps * r).view(-1, 1, 1, 1)
-    else:
-        noise = noise * eps
-    return (x + noise).clamp(0.0, 1.0)
 
 
 def mis_ratio_per_image(prediction: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
@@ -129,7 +84,8 @@ def run_attack(
     tensors are put back afterwards). The model's modes, ``requires_grad`` flags and buffers are
     unchanged afterwards.
     """
-    check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps)
+    check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps,
+                        norm="l2" if step_rule == "l2" else "linf")
     if amp not in (None, "bf16", "fp16"):
         raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
     if step_rule not in STEP_RULES:
@@ -145,7 +101,7 @@ def run_attack(
     norm = "l2" if step_rule == "l2" else "linf"
     attack_labels = labels if targeted_labels is None else targeted_labels
     sign = -1.0 if targeted_labels is not None else 1.0
-    generator = _generators(seed, images.shape[0], images.device)
+    generator = per_image_generators(seed, images.shape[0], images.device)
 
     x = images.detach()
     track = best_iterate or restarts > 1
@@ -200,6 +156,8 @@ def run_attack(
                     check_label_range(labels, logits.shape[1], ignore_index)
                     if targeted_labels is not None:
                         check_label_range(targeted_labels, logits.shape[1], ignore_index)
+                if first and objective.needs_features:
+                    hook.resolve(raw)  # feature_layer=None: the convolution that produced these logits
                 feats = hook.features if objective.needs_features else None
                 loss = objective(logits, attack_labels, step=t, steps=steps, features=feats, low_res=low_res,
                                  params=params)
@@ -219,22 +177,24 @@ def run_attack(
                 if step_rule == "linf":
                     g = g.sign()
                 elif step_rule == "l2":
-                    g = g / _per_image_norm(g, 2)
+                    g = g / per_image_norm(g, 2)
                 else:
-                    g = g / _per_image_norm(g, math.inf)
-                return _project(x_adv + alpha * g, x, eps, norm), loss.detach(), prediction
+                    g = g / per_image_norm(g, math.inf)
+                return project(x_adv + alpha * g, x, eps, norm), loss.detach(), prediction
 
         captured = None
         if compile_step and steps > 1:
             captured = CapturedStep(step_fn, compile_step=compile_step, device=x.device)
         for restart in range(restarts):
-            x_adv = _random_start(x, eps, norm, generator) if random_start else x.clone()
+            x_adv = random_start_point(x, eps, norm, generator) if random_start else x.clone()
             if channels_last:
                 x_adv = x_adv.contiguous(memory_format=torch.channels_last)
             objective.begin(attack_labels, clean_prediction)
             for t in range(1, steps + 1):
                 first = restart == 0 and t == 1
                 params = None if captured is None or first else objective.kernel_params(t, steps)
+                if params is not None:  # a graph input on the device: a CUDA-graph replay copies it in
+                    params = params.to(x.device, non_blocking=True)
                 if captured is not None and not first and (params is None or geometry["fused"]):
                     x_next, loss, prediction = captured(x_adv, params, None)
                 else:  # the same weights from step=t (the eager loss encodes t itself)

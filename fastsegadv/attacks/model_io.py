@@ -100,40 +100,98 @@ def channels_last_weights(model: nn.Module, enabled: bool = True) -> Iterator[nn
             p.data = data
 
 
-def last_conv_name(model: nn.Module) -> str:
-    """Name of the last ``nn.Conv2d`` registered in ``model``: the usual final classifier."""
-    name = None
-    for n, m in model.named_modules():
-        if isinstance(m, nn.Conv2d):
-            name = n
-    if name is None:
-        raise ValueError("the model has no nn.Conv2d; name the feature layer with feature_layer=")
-    return name
+def producing_conv(logits: torch.Tensor, outputs: dict) -> str | None:
+    """Name of the ``nn.Conv2d`` nearest to ``logits`` in their autograd graph (breadth first), i.e. the
+    final classifier of this output, among ``outputs`` (``{conv output's grad_fn: module name}``, recorded in
+    the forward that produced ``logits``); None if no recorded convolution produced them."""
+    start = getattr(logits, "grad_fn", None)
+    seen, frontier = set(), [start] if start is not None else []
+    while frontier:
+        nxt = []
+        for node in frontier:
+            if node in outputs:
+                return outputs[node]
+            for child, _ in node.next_functions:
+                if child is not None and child not in seen:
+                    seen.add(child)
+                    nxt.append(child)
+        frontier = nxt
+    return None
 
 
 class FeatureHook:
     """Captures the input (default, the features a classifier sees) or output of ``model.<layer>`` on
-    every forward. Use as a context manager; ``.features`` holds the last capture ``[B, d, h, w]``."""
+    every forward. Use as a context manager; ``.features`` holds the last capture ``[B, d, h, w]``.
+
+    ``layer=None``: the final classifier of the main output, found from what actually runs. Every
+    ``nn.Conv2d`` is watched during the first forward; :meth:`resolve` (given that forward's logits, with
+    their autograd graph) keeps the convolution that produced them and drops the other hooks. Registration
+    order does not matter: an auxiliary head registered last (torchvision's ``aux_classifier``, mmseg's
+    ``auxiliary_head``), whether it runs in eval or not, is never chosen."""
 
     def __init__(self, model: nn.Module, layer: str | None = None, *, capture: str = "input"):
         if capture not in ("input", "output"):
             raise ValueError(f"capture must be 'input' or 'output', got {capture!r}")
-        self.layer = layer if layer is not None else last_conv_name(model)
-        try:
-            self.module = model.get_submodule(self.layer)
-        except AttributeError as e:
-            raise ValueError(f"feature_layer {self.layer!r} is not a submodule of the model") from e
+        self.model = model
+        self.layer = layer
+        self.module = None
+        if layer is not None:
+            try:
+                self.module = model.get_submodule(layer)
+            except AttributeError as e:
+                raise ValueError(f"feature_layer {layer!r} is not a submodule of the model") from e
         self.capture = capture
         self.features: torch.Tensor | None = None
-        self._handle = None
+        self._handles: list = []
+        self._candidates: dict = {}  # conv output grad_fn -> name, first forward of layer=None only
+        self._captured: dict = {}  # name -> capture, first forward of layer=None only
 
     def _hook(self, module, inputs, output):
         self.features = inputs[0] if self.capture == "input" else extract_logits(output)
 
+    def _watch(self, name):
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor) and output.grad_fn is not None:
+                self._candidates[output.grad_fn] = name
+                self._captured[name] = inputs[0] if self.capture == "input" else output
+        return hook
+
+    @property
+    def resolved(self) -> bool:
+        return self.module is not None
+
+    def resolve(self, logits: torch.Tensor) -> str:
+        """With ``layer=None``: pick the convolution that produced ``logits`` in the forward just run (which
+        must have had an autograd graph), set :attr:`features` to its capture and watch only it from now on."""
+        if self.resolved:
+            return self.layer
+        name = producing_conv(logits, self._candidates)
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        captured, self._candidates, self._captured = self._captured, {}, {}
+        if name is None:
+            raise ValueError("could not find the nn.Conv2d that produces the model's logits (no convolution ran "
+                             "with an autograd graph on the way to them); name the prototype features' layer "
+                             "with feature_layer=")
+        self.layer, self.module = name, self.model.get_submodule(name)
+        self.features = captured[name]
+        self._handles = [self.module.register_forward_hook(self._hook)]
+        return name
+
     def __enter__(self) -> "FeatureHook":
-        self._handle = self.module.register_forward_hook(self._hook)
+        if self.module is not None:
+            self._handles = [self.module.register_forward_hook(self._hook)]
+        else:
+            self._handles = [m.register_forward_hook(self._watch(n)) for n, m in self.model.named_modules()
+                             if isinstance(m, nn.Conv2d)]
+            if not self._handles:
+                raise ValueError("the model has no nn.Conv2d; name the prototype features' layer with feature_layer=")
         return self
 
     def __exit__(self, *exc) -> None:
-        self._handle.remove()
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._candidates, self._captured = {}, {}
         self.features = None

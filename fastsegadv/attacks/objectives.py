@@ -74,7 +74,15 @@ class WeightedCE(Objective):
 
 
 class RegionPrototype(WeightedCE):
-    """RP-PGD hybrid ``L_RP = beta * L_R + (1 - beta) * L_P`` (003 Eq. 7); beta = 1 is regions only."""
+    """RP-PGD hybrid ``L_RP = beta * L_R + (1 - beta) * L_P`` (003 Eq. 7); beta = 1 is regions only.
+
+    Eq. 3 and 7 are per image: ``L_RP,b = beta * L_R,b + (1 - beta) * L_P,b`` with
+    ``L_R,b = (1 / N_b) sum_i lambda_{r(i)} CE_i`` over image b's pixels, ``N_b`` its valid (not ignored)
+    pixels (Eq. 3's H*W when none is ignored), and ``L_P,b`` Eq. 6 on image b's prototypes; the ascended
+    value is their mean over the images. So the balance between the two terms, and an image's adversarial
+    example, do not depend on the other images of the batch or on their ignore fraction.
+    With beta = 1 the loss is the batch mean over valid pixels: a positive rescaling per step, which the
+    sign step removes, so that case is batch-independent too (and can use low-resolution logits)."""
 
     def __init__(self, *, beta: float = 0.75, ignore_index: int = 255):
         super().__init__(Weighting(regions=True), ignore_index=ignore_index)
@@ -85,13 +93,19 @@ class RegionPrototype(WeightedCE):
         self.supports_low_res = beta == 1.0  # the prototype term wants labels at the logits' resolution
 
     def __call__(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
-        l_r = super().__call__(logits, labels, step=step, steps=steps, low_res=low_res, params=params)
         if self.beta == 1.0:
-            return l_r
-        l_p = prototype_loss(
-            features, labels, self.state, num_classes=logits.shape[1], ignore_index=self.ignore_index
-        )
-        return self.beta * l_r + (1.0 - self.beta) * l_p.to(l_r.dtype)
+            return super().__call__(logits, labels, step=step, steps=steps, low_res=low_res, params=params)
+        if features is None:
+            raise ValueError("RP-PGD's prototype term saw no features: the feature_layer did not run in the "
+                               "forward that produced the logits; name one that does with feature_layer=")
+        per_pixel = weighted_cross_entropy(  # [B, H, W]: lambda_{r(i)} * CE_i, 0 where ignored
+            logits, labels, weighting=self.weighting, step=step, steps=steps, region_state=self.state,
+            ignore_index=self.ignore_index, params=params, validate=False, reduction="none")
+        n_valid = (labels != self.ignore_index).flatten(1).sum(1).clamp_min(1)  # [B]
+        l_r = per_pixel.float().flatten(1).sum(1) / n_valid  # [B], Eq. 3 per image
+        l_p = prototype_loss(features, labels, self.state, num_classes=logits.shape[1],
+                             ignore_index=self.ignore_index, reduction="none")  # [B], Eq. 6 per image
+        return (self.beta * l_r + (1.0 - self.beta) * l_p.float()).mean()  # Eq. 7 per image, mean over images
 
 
 class DagMargin(Objective):

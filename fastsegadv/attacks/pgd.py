@@ -8,7 +8,8 @@ from .objectives import Objective
 def pgd(model, images, labels, *, eps: float = 8 / 255, alpha: float = 0.01, steps: int = 10,
         random_start: bool = True, restarts: int = 1, ignore_index: int = 255, **options):
     """ℓ∞ PGD on the mean CE over valid pixels; defaults are the SegPGD paper's (eps 8/255, alpha 0.01).
-    With ``restarts > 1`` the per-image most damaging restart (highest MisRatio) is returned."""
+    With ``restarts > 1`` every iterate of every restart is scored (MisRatio of its prediction) and the
+    per-image best iterate over all restarts is returned, not the last iterate of the best restart."""
     return run_attack(model, images, labels, objective=Objective(ignore_index=ignore_index), eps=eps, alpha=alpha,
                       steps=steps, random_start=random_start, restarts=restarts, ignore_index=ignore_index,
                       **options)

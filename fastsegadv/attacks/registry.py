@@ -18,6 +18,9 @@ DISPLAY_NAMES = {
     "apgd": "APGD",
 }
 SINGLE_STEP = ("fgsm", "fgsm_ll", "segfgsm", "uncertainty_fgsm")
+# Attacks whose budget is not the shared ℓ∞ eps: BIM-ℓ2 needs its own ℓ2 radius (``bim_l2:eps=...,alpha=...``);
+# CW and DeepFool look for a minimal perturbation. The harness's ℓ∞ eps and alpha never reach them.
+L2_ATTACKS = ("bim_l2", "cw_l2", "deepfool")
 
 
 def get_attack(name: str):
@@ -36,19 +39,24 @@ class AttackSpec:
     """One attack at one iteration budget, with fixed options (e.g. ``beta`` of RP-PGD)."""
 
     name: str
-    steps: int
+    steps: int | None = None  # None: the attack's own (paper) iteration count, e.g. I-FGSM's min(eps+4, 1.25 eps)
     options: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         get_attack(self.name)  # unknown names fail here, before any work
-        if self.name in SINGLE_STEP and self.steps != 1:
+        if self.name in SINGLE_STEP and self.steps not in (None, 1):
             raise ValueError(f"{self.name} is a single-step attack; use {self.name}@1")
-        if not isinstance(self.steps, int) or self.steps < 1:
+        if self.steps is not None and (not isinstance(self.steps, int) or isinstance(self.steps, bool)
+                                       or self.steps < 1):
             raise ValueError(f"attack steps must be an integer >= 1, got {self.steps!r}")
+        if self.name == "bim_l2" and "eps" not in self.options:
+            raise ValueError("bim_l2 needs its own ℓ2 radius (the shared eps is an ℓ∞ budget): "
+                             "e.g. 'bim_l2:eps=1.0,alpha=0.1@10'")
 
     @classmethod
     def parse(cls, text: str) -> "AttackSpec":
-        """``"pgd@10"``, ``"rp_pgd:beta=1.0@20"``, ``"fgsm"`` (one step)."""
+        """``"pgd@10"``, ``"rp_pgd:beta=1.0@20"``, ``"fgsm"`` (one step), ``"ifgsm"`` (the attack's own step count:
+        here the 002/004 rule n = min(eps + 4, floor(1.25 eps)))."""
         body, _, steps = text.partition("@")
         name, _, opts = body.partition(":")
         options = {}
@@ -66,7 +74,7 @@ class AttackSpec:
             except ValueError:
                 raise ValueError(f"attack spec {text!r}: steps after '@' must be an integer") from None
         else:
-            n = 1 if name.strip() in SINGLE_STEP else 10
+            n = 1 if name.strip() in SINGLE_STEP else None
         return cls(name.strip(), n, options)
 
     @property
@@ -75,20 +83,28 @@ class AttackSpec:
         base = DISPLAY_NAMES.get(self.name, self.name)
         if self.options:
             base += "(" + ",".join(f"{k}={v}" for k, v in sorted(self.options.items())) + ")"
-        return base if self.name in SINGLE_STEP else f"{base}{self.steps}"
+        return base if self.name in SINGLE_STEP or self.steps is None else f"{base}{self.steps}"
 
     def __str__(self) -> str:
         opts = ":" + ",".join(f"{k}={v!r}" for k, v in sorted(self.options.items())) if self.options else ""
-        return f"{self.name}{opts}@{self.steps}"
+        return f"{self.name}{opts}" + ("" if self.steps is None else f"@{self.steps}")
 
     def run(self, model, images, labels, **kwargs):
-        """``attack(model, images, labels, steps=..., **kwargs, **options)``: the spec's own options win over
-        the shared ``kwargs`` (e.g. ``dag:alpha=0.002``); single-step attacks get no ``steps``/``alpha``."""
+        """``attack(model, images, labels, **kwargs, **options)`` with ``steps`` when the spec sets them.
+
+        The paper's settings apply unless the spec (or the caller) sets a value: a shared ``alpha=None``
+        is dropped, so I-FGSM keeps alpha = 1/255 and SegPGD 0.01; a spec without ``@steps`` keeps the
+        attack's own count. The spec's own options win over the shared ``kwargs`` (``dag:alpha=0.002``);
+        single-step attacks get no ``steps``/``alpha``; ℓ2 and minimal-perturbation attacks
+        (:data:`L2_ATTACKS`) never receive the shared ℓ∞ ``eps``/``alpha``."""
         fn = get_attack(self.name)
-        kw = dict(kwargs)
+        kw = {k: v for k, v in kwargs.items() if not (k == "alpha" and v is None)}
+        if self.name in L2_ATTACKS:
+            kw.pop("eps", None)
+            kw.pop("alpha", None)
         kw.update(self.options)
         if self.name in SINGLE_STEP:
             kw.pop("alpha", None)
-        else:
+        elif self.steps is not None:
             kw["steps"] = self.steps
         return fn(model, images, labels, **kw)

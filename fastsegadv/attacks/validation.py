@@ -10,8 +10,11 @@ from ..losses.pixelwise import check_labels_like
 
 
 def check_attack_inputs(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float, alpha: float, steps: int
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float, alpha: float, steps: int,
+    norm: str | None = "linf",
 ) -> None:
+    """``norm="linf"``: ``eps`` and ``alpha`` are on the [0, 1] image scale, so a value above 1 (8 for 8/255)
+    is refused; ``"l2"``: an ℓ2 radius and step may exceed 1; None: no scale check (optimiser rates)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
@@ -29,8 +32,19 @@ def check_attack_inputs(
     for name, value in (("eps", eps), ("alpha", alpha)):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if norm == "linf":
+        check_unit_scale(eps=eps, alpha=alpha)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+
+
+def check_unit_scale(**values: float) -> None:
+    """ℓ∞ budgets and step sizes live on the [0, 1] image scale: refuse the 0-255 scale (``eps=8``) with an
+    error that names the argument, before any work (``segpgd(eps=8)`` would otherwise run unbounded)."""
+    for name, value in values.items():
+        if isinstance(value, (int, float)) and value > 1:
+            raise ValueError(f"{name}={value!r} is above 1: images are in [0, 1], so an ℓ∞ {name} is on that scale "
+                             f"too; did you mean {name}={value:g} / 255?")
 
 
 def check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int) -> None:

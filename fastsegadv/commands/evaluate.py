@@ -27,7 +27,8 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
     p.add_argument("--attacks", nargs="+", default=list(DEFAULT_ATTACKS),
                    help=f"name@steps[,...], options as name:key=value@steps; names: {', '.join(sorted(ATTACKS))}")
     p.add_argument("--eps", type=float, default=8.0, help="ℓ∞ budget on the 0-255 scale")
-    p.add_argument("--alpha", type=float, default=0.01, help="step size, [0, 1] scale")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="step size for every attack, [0, 1] scale (default: each attack's paper setting)")
     p.add_argument("--batch-size", type=int, default=16, help="images per attack batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (one per image)")
     p.add_argument("--no-curves", action="store_true", help="skip the per-iteration curves")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..attacks.model_io import class_prediction, logits_at
 from ..attacks.registry import AttackSpec
 from ..attacks.trace import AttackTrace
+from ..attacks.validation import check_unit_scale
 from ..metrics import ConfusionMatrix, per_image_confusion
 from ..training.distributed import DistContext, all_gather_objects, all_reduce_sum, init_distributed
 from .sharding import batch_ranges, collate
@@ -36,7 +37,7 @@ class EvalConfig:
 
     attacks: list = field(default_factory=lambda: list(DEFAULT_ATTACKS))  # "name@steps" or AttackSpec
     eps: float = 8 / 255  # ℓ∞ budget, [0, 1] scale (ℓ2 attacks: their own eps via options)
-    alpha: float = 0.01  # step size (an attack's own option overrides it)
+    alpha: float | None = None  # shared step size; None: each attack's paper default (I-FGSM 1/255, PGD 0.01)
     batch_size: int = 16
     seed: int = 0
     ignore_index: int = 255
@@ -52,6 +53,7 @@ class EvalConfig:
             raise ValueError(f"attacks listed twice: {labels}")
         if self.eps < 0:
             raise ValueError(f"eps must be >= 0, got {self.eps}")
+        check_unit_scale(eps=self.eps, **({} if self.alpha is None else {"alpha": self.alpha}))
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 

@@ -57,8 +57,9 @@ def write_report(results: Sequence[ModelResult], out_dir: str | Path, *, title: 
     rows = [r.row() for r in results]
     details = [d for r in results for d in r.details()]
     cfg = _config_dict(results[0])
+    alpha = "each attack's paper default" if cfg["alpha"] is None else format(cfg["alpha"], "g")
     header = (f"# {title}\n\nmIoU (%) on {cfg['num_images']} images; ℓ∞ eps = {cfg['eps_255']:g}/255, "
-              f"alpha = {cfg['alpha']:g}, seed {cfg['seed']}. Worst-case: per image the attack with the lowest "
+              f"alpha = {alpha}, seed {cfg['seed']}. Worst-case: per image the attack with the lowest "
               f"pixel accuracy.\n\n")
     atomic_io.write_text(out / "robustness.md", header + markdown_table(rows) + "\n## Details\n\n"
                          + markdown_table(details, digits=4))

@@ -4,7 +4,8 @@ For each image and each class ``c`` present in its True region (valid pixels onl
 ``P_c = sum_{i in T, y_i = c} M_i / |{i in T, y_i = c}|`` (Eq. 5, masked average pooling) over
 features ``M [B, d, h, w]``; labels and region state are resized to ``h x w`` by nearest neighbour.
 ``L_P = (1 / C(N_P, 2)) sum_{i != j} cos(P_i, P_j)`` over ordered pairs of the N_P prototypes (Eq. 6
-as written, so identical prototypes give 2), 0 when N_P < 2; averaged over the images of the batch.
+as written, so identical prototypes give 2), 0 when N_P < 2; per image (``reduction="none"``) or
+averaged over the images of the batch.
 The gradient flows into the features (the public RP-PGD code detaches them; we do not).
 """
 from __future__ import annotations
@@ -67,8 +68,12 @@ def prototype_loss(
     *,
     num_classes: int,
     ignore_index: int = 255,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """L_P of 003 Eq. 6, averaged over the batch. features ``[B, d, h, w]``, labels/state ``[B, H, W]``."""
+    """L_P of 003 Eq. 6 per image ``[B]`` (``reduction="none"``) or averaged over the batch (``"mean"``).
+    features ``[B, d, h, w]``, labels/state ``[B, H, W]``."""
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     if features.dim() != 4:
         raise ValueError(f"features must be [B, d, h, w], got shape {tuple(features.shape)}")
     if labels.shape != region_state.shape or labels.shape[0] != features.shape[0]:
@@ -85,4 +90,4 @@ def prototype_loss(
     n_comb = n_p * (n_p - 1) / 2
     per_image = (cos * pair).sum((1, 2)) / n_comb.clamp_min(1)
     per_image = torch.where(n_p >= 2, per_image, torch.zeros_like(per_image))
-    return per_image.mean()
+    return per_image if reduction == "none" else per_image.mean()

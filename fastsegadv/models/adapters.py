@@ -10,7 +10,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..attacks.model_io import last_conv_name
 
 
 def select_output(output, key: str | int | None = None) -> torch.Tensor:
@@ -67,11 +66,13 @@ class SegmentationAdapter(nn.Module):
         return {"out": main, **{name: self._resize(select_output(raw, k), size) for name, k in self.aux.items()}}
 
 
-def feature_layer_name(model: nn.Module, layer: str | None = None) -> str:
-    """The submodule RP-PGD hooks for its prototype features: ``layer`` checked, or by default the last
-    ``nn.Conv2d`` (a classifier's input). Inside a :class:`SegmentationAdapter` the name is prefixed."""
+def feature_layer_name(model: nn.Module, layer: str | None = None) -> str | None:
+    """The submodule RP-PGD hooks for its prototype features: ``layer`` checked (inside a
+    :class:`SegmentationAdapter` the name is prefixed), or None: the attack then takes the input of the
+    convolution that produces the main logits, found in its first forward
+    (:class:`fastsegadv.attacks.FeatureHook`)."""
     if layer is None:
-        return last_conv_name(model)
+        return None
     names = dict(model.named_modules())
     if layer not in names:
         prefixed = f"model.{layer}"

@@ -83,6 +83,7 @@ class TrainConfig:
             (0.0 <= self.clean_fraction <= 1.0, "clean_fraction must lie in [0, 1]"),
             (self.eps >= 0 and math.isfinite(self.eps), "eps must be a finite number >= 0"),
             (self.alpha >= 0, "alpha must be >= 0"),
+            (self.eps <= 1 and self.alpha <= 1, "eps and alpha are on the [0, 1] image scale (8 / 255, not 8)"),
             (self.optimizer in ("adamw", "sgd"), "optimizer must be 'adamw' or 'sgd'"),
             (self.schedule in ("onecycle", "poly", "constant"), "schedule must be 'onecycle', 'poly' or 'constant'"),
             (self.amp in (None, "bf16", "fp16"), "amp must be None, 'bf16' or 'fp16'"),

@@ -1,0 +1,169 @@
+"""Compile every Triton kernel of fastsegadv for a real GPU target (sm_90) without a GPU.
+
+Run as a script with ``TRITON_INTERPRET=0`` (tests/test_triton_gpu_compile.py does, in a subprocess):
+``python tests/triton_gpu_compile.py [--arch 90] [--json out.json]``.
+
+The interpreter that runs the kernels in the rest of the suite never makes the checks of Triton's
+compiler (an unreadable global, a type error in a branch that is not taken, an op the GPU backend does
+not lower), so a kernel can pass every interpreter test and still fail at its first launch on a GPU.
+This script installs a stand-in driver that reports a CUDA target, turns every ``kernel[grid](...)``
+launch into ``kernel.warmup``-style compilation (Triton's own binder picks the specialisation from the
+real arguments: dtypes, ``== 1`` integers, 16-byte alignment, constexpr values), and drives the
+library's own launchers (``fastsegadv.kernels.*``) with CPU tensors over every weighting mode, dtype,
+layout, reduction and upsampling geometry the library uses. Each launch is compiled by Triton's front
+end, the NVIDIA backend and its bundled ``ptxas`` down to a cubin; nothing runs. A failure is reported
+with the kernel, its specialisation and the compiler's message.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+    raise SystemExit("run with TRITON_INTERPRET=0: the interpreter is what this script must not use")
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.runtime import driver as triton_driver  # noqa: E402
+from triton.runtime.jit import JITFunction  # noqa: E402
+
+
+class CompileOnlyDriver:
+    """What ``JITFunction.run`` asks of the active driver, for a GPU that is not there."""
+
+    def __init__(self, arch: int):
+        self.target = GPUTarget("cuda", arch, 32)
+
+    def get_current_target(self):
+        return self.target
+
+    def get_current_device(self):
+        return 0
+
+    def get_current_stream(self, device=None):
+        return 0
+
+    def is_active(self):
+        return True
+
+
+RESULTS: list[dict] = []
+
+
+def _describe(args, kwargs) -> str:
+    parts = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            parts.append(f"*{str(a.dtype).removeprefix('torch.')}")
+        else:
+            parts.append(repr(a) if isinstance(a, bool) else type(a).__name__)
+    return ", ".join(parts + [f"{k}={v}" for k, v in sorted(kwargs.items())])
+
+
+def _compiling_getitem(self: JITFunction, grid):
+    def launch(*args, **kwargs):
+        name = self.fn.__module__.rsplit(".", 1)[-1] + "." + self.fn.__name__
+        spec = _describe(args, kwargs)
+        t0 = time.perf_counter()
+        try:
+            kernel = self.run(*args, grid=grid, warmup=True, **kwargs)
+            ok, error = kernel is not None and bool(kernel.asm.get("cubin")), None
+            if not ok:
+                error = "no cubin produced"
+        except Exception as e:  # noqa: BLE001  (reported, the script goes on to the next kernel)
+            ok, error = False, f"{type(e).__name__}: {str(e)[-1500:]}"
+        RESULTS.append({"kernel": name, "spec": spec, "ok": ok, "error": error,
+                        "seconds": round(time.perf_counter() - t0, 3)})
+        return None
+
+    return launch
+
+
+def _cases():
+    """Every launch the library makes, on small CPU tensors (values do not matter: nothing runs)."""
+    from fastsegadv.fused import encode
+    from fastsegadv.kernels import masked_class_sums as mcs
+    from fastsegadv.kernels import upsample_weighted_ce as up
+    from fastsegadv.kernels import weighted_ce as wce
+    from fastsegadv.losses import Weighting
+
+    modes = {
+        "ce": Weighting(), "segpgd": Weighting(segpgd="linear"), "regions": Weighting(regions=True),
+        "cospgd": Weighting(cospgd="softmax"), "cospgd_targeted": Weighting(cospgd="softmax", cospgd_targeted=True),
+        "cospgd_sigmoid": Weighting(cospgd="sigmoid"), "margin": Weighting(uncertainty="margin"),
+        "max_min": Weighting(uncertainty="max_min"), "mean_margin": Weighting(uncertainty="mean_margin"),
+        "entropy": Weighting(uncertainty="entropy"),
+        "entropy_detached": Weighting(uncertainty="entropy", detach_uncertainty=True),
+        "zero_out": Weighting(zero_out=0.75), "entropy_x_zero_out": Weighting(uncertainty="entropy", zero_out=0.75),
+        "segpgd_x_zero_out": Weighting(segpgd="linear", zero_out=0.75),
+        "regions_x_cospgd": Weighting(regions=True, cospgd="softmax"),
+    }
+    b, c, h, w = 2, 19, 12, 16
+    labels = torch.zeros(b, h, w, dtype=torch.long)
+    state = torch.zeros(b, h, w, dtype=torch.uint8)
+    for name, weighting in modes.items():
+        flags, params = encode(weighting, 2, 5, True)
+        st = state if weighting.regions else torch.empty(0, dtype=torch.uint8)
+        dtypes = (torch.float32, torch.float16, torch.bfloat16) if name in ("ce", "segpgd", "regions") else (
+            torch.float32,)
+        for dtype in dtypes:
+            for channels_last in (False, True) if name in ("ce", "segpgd") else (False,):
+                z = torch.zeros(b, c, h, w, dtype=dtype)
+                if channels_last:
+                    z = z.contiguous(memory_format=torch.channels_last)
+                for per_pixel in (False, True):
+                    yield lambda: wce.weighted_ce_forward(z, labels, st, params, flags, 255, per_pixel)
+                    scale = torch.ones(b, h, w) if per_pixel else torch.tensor(0.5)
+                    yield lambda: wce.weighted_ce_backward(scale, z, labels, st, params, flags, 255)
+        # low-resolution logits upsampled inside the loss (x4, odd sizes), both align_corners conventions
+        for align_corners in (False, True):
+            if name not in ("ce", "segpgd", "regions", "entropy", "cospgd") and align_corners:
+                continue
+            for dtype in (torch.float32, torch.bfloat16) if name == "ce" else (torch.float32,):
+                z = torch.zeros(b, c, 5, 7, dtype=dtype)
+                ylab = torch.zeros(b, 20, 27, dtype=torch.long)
+                yst = torch.zeros(b, 20, 27, dtype=torch.uint8) if weighting.regions else st
+                for per_pixel in (False, True):
+                    yield lambda: up.upsample_weighted_ce_forward(z, ylab, yst, params, flags, 255, align_corners,
+                                                                  per_pixel)
+                    scale = torch.ones(b, 20, 27) if per_pixel else torch.tensor(0.5)
+                    yield lambda: up.upsample_weighted_ce_backward(scale, z, ylab, yst, params, flags, 255,
+                                                                   align_corners)
+    # RP-PGD prototypes: masked per-class feature sums and their gather backward
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        feats = torch.zeros(2, 32, 9, 11, dtype=dtype)
+        lab = torch.zeros(2, 9, 11, dtype=torch.long)
+        mask = torch.ones(2, 9, 11, dtype=torch.bool)
+        yield lambda: mcs.masked_class_sums(feats, lab, mask, 19)
+        yield lambda: mcs.masked_class_sums_backward(torch.zeros(2, 19, 32), feats, lab, mask)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability x 10 (90: H100/H200)")
+    ap.add_argument("--json", help="write every launch's result here")
+    args = ap.parse_args(argv)
+    triton_driver.set_active(CompileOnlyDriver(args.arch))
+    JITFunction.__getitem__ = _compiling_getitem
+    t0 = time.perf_counter()
+    for case in _cases():
+        case()
+    failed = [r for r in RESULTS if not r["ok"]]
+    kernels = sorted({r["kernel"] for r in RESULTS})
+    summary = {"arch": f"sm_{args.arch}", "triton": triton.__version__, "launches": len(RESULTS),
+               "failed": len(failed), "kernels": kernels, "seconds": round(time.perf_counter() - t0, 1)}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "results": RESULTS}, f, indent=1)
+    for r in failed:
+        print(f"FAILED {r['kernel']}({r['spec']}):\n  {r['error']}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 1 if failed or not RESULTS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
