@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo test bench cuda-check at-study
+.PHONY: setup demo test bench cuda-check venv-check at-study
 setup:
 	bash scripts/setup_env.sh
 
@@ -15,6 +15,10 @@ test: setup
 
 cuda-check: setup
 	bash scripts/compile_cuda.sh
+
+# the README's own-environment commands in a fresh venv (its own pip, setuptools >= 80, wheel)
+venv-check: setup
+	bash scripts/check_venv_install.sh
 
 bench: setup
 	$(PYTHON) benchmarks/run_benchmarks.py

@@ -1,4 +1,5 @@
-"""Install with ``pip install --no-build-isolation -e .`` after ``pip install torch==2.13.0``.
+"""Install with ``pip install --no-build-isolation -e .`` after ``pip install torch==2.13.0`` (metadata:
+pyproject.toml; this file adds the packages and the compiled ops).
 
 - ``kernels/`` is installed as ``fastsegadv.kernels`` (package_dir), never as a top-level package.
 - The C++ ops (``csrc/``) are compiled into ``fastsegadv._C``: the CPU kernels always, the CUDA kernels
@@ -39,21 +40,10 @@ def extensions():
 
 ext_modules, cmdclass = extensions()
 
+# name, version, dependencies, extras and the console script: pyproject.toml ([project])
 setup(
-    name="fastsegadv",
-    version="0.1.0",
-    description="Adversarial attacks, adversarial training and fused losses for semantic segmentation",
-    long_description=open("README.md", encoding="utf-8").read(),
-    long_description_content_type="text/markdown",
-    python_requires=">=3.10",
     packages=packages,
     package_dir={"fastsegadv.kernels": "kernels"},
-    package_data={"fastsegadv": ["weights/*.pt"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
-    install_requires=["torch>=2.4", "numpy", "tqdm", "matplotlib", "scikit-learn", "pillow", "pyyaml"],
-    extras_require={
-        "test": ["pytest", "pytest-benchmark", "ninja", "triton", "scipy"],
-    },
-    entry_points={"console_scripts": ["fastsegadv=fastsegadv.cli:main"]},
 )

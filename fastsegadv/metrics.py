@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .outputs import class_prediction, logits_at
+
 
 class ConfusionMatrix:
     """Streaming ``[C, C]`` confusion matrix, rows = label, columns = prediction; ignored pixels skipped.
@@ -63,10 +65,14 @@ class ConfusionMatrix:
 @torch.no_grad()
 def dataset_miou(model, images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, ignore_index: int = 255,
                  batch_size: int = 64) -> float:
-    """mIoU of ``model``'s argmax predictions over ``images [N, 3, H, W]`` / ``labels [N, H, W]``, in batches."""
+    """mIoU of ``model``'s argmax predictions over ``images [N, 3, H, W]`` / ``labels [N, H, W]``, in batches.
+    Any model output the attacks accept (dicts, Hugging Face objects, tuples, logits below the labels'
+    resolution: upsampled bilinearly) is read through :func:`fastsegadv.outputs.logits_at`."""
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
-    for i in range(0, len(images), batch_size):
-        cm.update(model(images[i:i + batch_size]).argmax(1), labels[i:i + batch_size])
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            y = labels[i:i + batch_size]
+            cm.update(class_prediction(logits_at(model(images[i:i + batch_size]), y.shape[-2:])), y)
     return cm.miou()
 
 

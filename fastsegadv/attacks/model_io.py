@@ -1,5 +1,5 @@
-"""How attacks talk to a user's model: output adapters, normalisation, the frozen-model guard and the
-feature hook RP-PGD's prototype term needs."""
+"""How attacks talk to a user's model: the output adapter (re-exported from fastsegadv.outputs),
+normalisation, the frozen-model guard and the feature hook RP-PGD's prototype term needs."""
 from __future__ import annotations
 
 import contextlib
@@ -7,41 +7,8 @@ from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-
-def extract_logits(output) -> torch.Tensor:
-    """A model's logits ``[B, C, h, w]`` from a tensor, a torchvision-style dict (``"out"``), a Hugging
-    Face-style output (``"logits"`` key or attribute) or a tuple/list (first element)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, dict):
-        for key in ("out", "logits"):
-            if key in output:
-                return output[key]
-        raise KeyError(f"model returned a dict without an 'out' or 'logits' entry (keys: {sorted(output)})")
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    if isinstance(getattr(output, "logits", None), torch.Tensor):
-        return output.logits
-    raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
-
-
-def logits_at(output, size: Sequence[int]) -> torch.Tensor:
-    """Logits at label resolution ``size = (H, W)``; smaller logits are upsampled bilinearly
-    (``align_corners=False``, as torchvision's segmentation heads do)."""
-    logits = extract_logits(output)
-    if logits.dim() != 4:
-        raise ValueError(f"model logits must be [B, C, h, w], got shape {tuple(logits.shape)}")
-    if tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-    return logits
-
-
-def class_prediction(logits: torch.Tensor) -> torch.Tensor:
-    """``[B, H, W]`` argmax over the classes of ``logits [B, C, H, W]`` (first index on ties, as
-    ``argmax``). ``max(1).indices``: on CPU about 5x faster than ``argmax(1)`` over NCHW logits."""
-    return logits.max(1).indices
+from ..outputs import class_prediction, extract_logits, logits_at  # noqa: F401  (re-exported)
 
 
 class NormalizedModel(nn.Module):

@@ -10,30 +10,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..outputs import extract_logits
 
+select_output = extract_logits  # the models API's name for the one output adapter (fastsegadv.outputs)
 
-def select_output(output, key: str | int | None = None) -> torch.Tensor:
-    """The logits in a model's output. ``key``: a dict key / attribute name or a tuple index; by default
-    ``"out"`` then ``"logits"`` for mappings and objects, element 0 for tuples."""
-    if isinstance(output, torch.Tensor):
-        if key not in (None, 0, "out"):
-            raise KeyError(f"output is a tensor; there is no {key!r} in it")
-        return output
-    if isinstance(output, Mapping):
-        keys = [key] if key is not None else ["out", "logits"]
-        for k in keys:
-            if k in output:
-                return output[k]
-        raise KeyError(f"model output has keys {sorted(map(str, output))}, none of {keys}")
-    if isinstance(output, (tuple, list)):
-        idx = 0 if key is None else key
-        if not isinstance(idx, int) or not -len(output) <= idx < len(output):
-            raise KeyError(f"model output is a sequence of {len(output)}; index {key!r} is not in it")
-        return output[idx]
-    name = key if isinstance(key, str) else "logits"
-    if hasattr(output, name):
-        return getattr(output, name)
-    raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
 
 
 class SegmentationAdapter(nn.Module):
@@ -60,10 +40,10 @@ class SegmentationAdapter(nn.Module):
     def forward(self, x: torch.Tensor):
         raw = self.model(x)
         size = x.shape[-2:]
-        main = self._resize(select_output(raw, self.output), size)
+        main = self._resize(extract_logits(raw, self.output), size)
         if not self.aux:
             return main
-        return {"out": main, **{name: self._resize(select_output(raw, k), size) for name, k in self.aux.items()}}
+        return {"out": main, **{name: self._resize(extract_logits(raw, k), size) for name, k in self.aux.items()}}
 
 
 def feature_layer_name(model: nn.Module, layer: str | None = None) -> str | None:
