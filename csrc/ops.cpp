@@ -29,6 +29,9 @@ TORCH_LIBRARY(fastsegadv, m) {
   // fp32 over the pixels where mask is true; the backward gathers dL/dsums back to the pixels.
   m.def("masked_class_sums(Tensor features, Tensor labels, Tensor mask, int num_classes) -> (Tensor, Tensor)");
   m.def("masked_class_sums_backward(Tensor grad_sums, Tensor features, Tensor labels, Tensor mask) -> Tensor");
+  // Label check and count in one pass: int64 [2] = (pixels with label != ignore_index, of those the labels
+  // outside [0, num_classes)). CPU kernel; elsewhere fastsegadv/_ops.py computes it with torch ops.
+  m.def("label_counts(Tensor labels, int num_classes, int ignore_index) -> Tensor");
   // ℓ∞ PGD update in one pass: clamp(x + clamp(x_adv + alpha * sign(grad) - x, -eps, eps), 0, 1).
   m.def("linf_step(Tensor x_adv, Tensor grad, Tensor x, float alpha, float eps) -> Tensor");
   // The weighted cross-entropy of low-resolution logits [B, C, h, w] bilinearly upsampled on the fly to

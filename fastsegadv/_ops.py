@@ -28,6 +28,17 @@ def cpp_has_device(device_type: str) -> bool:
     return CPP_DEVICES.get(device_type, False)
 
 
+def label_counts(labels: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+    """int64 ``[2]``: the pixels whose label is not ``ignore_index`` (N_v) and, of those, the labels outside
+    ``[0, num_classes)``, in one pass without a ``[B, H, W]`` mask on CPU (csrc/cpu/label_counts_cpu.cpp)."""
+    if (labels.device.type == "cpu" and CPP_AVAILABLE
+            and torch._C._dispatch_has_kernel_for_dispatch_key("fastsegadv::label_counts", "CPU")):
+        return torch.ops.fastsegadv.label_counts(labels, num_classes, ignore_index)
+    valid = labels != ignore_index
+    bad = valid & ((labels < 0) | (labels >= num_classes))
+    return torch.stack([valid.sum(), bad.sum()])
+
+
 if CPP_AVAILABLE:
 
     @torch.library.register_fake("fastsegadv::weighted_ce_forward")
@@ -63,6 +74,10 @@ if CPP_AVAILABLE:
     def _upsample_weighted_ce_backward_fake(grad_scale, logits, labels, region_state, params, flags, ignore_index,
                                             align_corners):
         return logits.new_empty(logits.shape)
+
+    @torch.library.register_fake("fastsegadv::label_counts")
+    def _label_counts_fake(labels, num_classes, ignore_index):
+        return labels.new_empty((2,), dtype=torch.int64)
 
     @torch.library.register_fake("fastsegadv::linf_step")
     def _linf_step_fake(x_adv, grad, x, alpha, eps):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _ops  # noqa: F401  (loads the compiled ops and their fake kernels)
+from ._ops import label_counts  # (importing _ops loads the compiled ops and their fake kernels)
 from .backend import choose_backend
 from .losses.pixelwise import check_logits_labels, check_reduction, reduce_pixels
 from .losses.regions import region_counts, region_lambdas
@@ -95,7 +95,7 @@ def fused_weighted_ce(logits: torch.Tensor, labels: torch.Tensor, region_state: 
     with_grad = _returns_forward_grad(kernel, logits.device, with_grad, reduction)
     if with_grad and reduction == "mean":
         # 1/N_v applied in the forward pass (reading a CPU scalar costs no device sync)
-        pre_scale = 1.0 / max(int((labels != ignore_index).sum()), 1)
+        pre_scale = 1.0 / max(int(label_counts(labels, logits.shape[1], ignore_index)[0]), 1)
     # params stay a tensor down to the kernels, which read them from memory (a CUDA-graph replay then
     # applies each step's lambda(t); a Python float would be frozen at the recorded step)
     per_pixel, stats, grad = fwd(logits, labels, state_after if flags & FLAG_REGIONS else region_state,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .._ops import label_counts
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -67,8 +69,8 @@ def check_logits_labels(logits: torch.Tensor, labels: torch.Tensor, ignore_index
         raise TypeError(f"logits must be floating point, got {logits.dtype}")
     check_labels_like(labels, logits, "logits")
     c = logits.shape[1]
-    bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
-    if bool(bad.any()):
+    if int(label_counts(labels, c, ignore_index)[1]):  # one pass, no [B, H, W] mask
+        bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
         found = labels[bad][0].item()
         raise ValueError(
             f"labels contain {found}, outside [0, {c - 1}] and not the ignore_index {ignore_index}"
