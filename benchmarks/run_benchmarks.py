@@ -60,22 +60,25 @@ def summarise(raw: dict) -> list[dict]:
         med[(info["shape"], info.get("mode", "-"))][info["provider"]] = (b["stats"]["median"], info)
     rows = []
     for (shape, mode), prov in med.items():
-        if mode == "-" and "clone" in prov:  # the roofline proxy itself: time, GB/s, peak
-            t, info = prov["clone"]
-            row = {"shape": shape, "mode": "-", "provider": "clone", "median_ms": 1e3 * t,
-                   "GB/s": info["bytes"] / t / 1e9}
-            if "peak_bytes" in info:
-                row["peak_MiB"] = info["peak_bytes"] / 2**20
-            rows.append(row)
+        if mode == "-":  # the memory-limit baselines themselves (copy_, clone): time, GB/s, peak
+            for name, (t, info) in prov.items():
+                row = {"shape": shape, "mode": "-", "provider": name, "median_ms": 1e3 * t,
+                       "GB/s": info["bytes"] / t / 1e9}
+                if "peak_bytes" in info:
+                    row["peak_MiB"] = info["peak_bytes"] / 2**20
+                rows.append(row)
             continue
         clone = med.get((shape, "-"), {}).get("clone", (None, None))[0]
+        copy = med.get((shape, "-"), {}).get("copy_", (None, None))[0]
         for name, (t, info) in prov.items():
             row = {"shape": shape, "mode": mode, "provider": name, "median_ms": 1e3 * t}
             if "bytes" in info:
                 row["GB/s"] = info["bytes"] / t / 1e9
             if clone:
                 row["x_clone"] = t / clone
-            for other in ("reference", "compiled", "upsample+fused"):
+            if copy:
+                row["x_copy"] = t / copy
+            for other in ("reference", "compiled", "upsample+fused", "op"):
                 if other in prov and other != name:
                     row[f"speedup_vs_{other}"] = prov[other][0] / t
             if "peak_bytes" in info:
@@ -99,8 +102,8 @@ def markdown(rows: list[dict], header: str) -> str:
 
 
 def _table(rows: list[dict], header: str) -> str:
-    cols = ["shape", "mode", "provider", "median_ms", "GB/s", "x_clone", "speedup_vs_reference",
-            "speedup_vs_compiled", "speedup_vs_upsample+fused", "peak_MiB"]
+    cols = ["shape", "mode", "provider", "median_ms", "GB/s", "x_copy", "x_clone", "speedup_vs_reference",
+            "speedup_vs_compiled", "speedup_vs_upsample+fused", "speedup_vs_op", "peak_MiB"]
     cols = [c for c in cols if any(c in r for r in rows)]
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in sorted(rows, key=lambda r: (r["shape"], r["mode"], r["provider"])):

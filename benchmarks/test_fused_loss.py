@@ -1,5 +1,7 @@
 """Fused weighted CE, forward + backward, every mode x provider x shape, side by side in one run with a
-clone() of the logits (the bandwidth floor: read + write of the logits' bytes).
+``copy_`` of the logits into a preallocated buffer (the memory limit: read + write of the logits' bytes,
+no page faults) and a ``clone()`` (which also pays fresh pages); and the public API (``segpgd_loss``,
+defaults: label check, backend choice, autograd) beside the bare kernel op.
 
     python benchmarks/run_benchmarks.py          # runs this, writes JSON + Markdown + plot
     pytest benchmarks --benchmark-only -k fused  # the raw pytest-benchmark table
@@ -12,6 +14,7 @@ import torch
 
 from fastsegadv import backend
 from fastsegadv import losses as L
+from fastsegadv.fused import encode
 from fastsegadv.losses.weighted import weighted_cross_entropy_reference
 
 from .peak_memory import peak_bytes
@@ -73,6 +76,54 @@ def test_clone(benchmark, shape):
 
     benchmark(run)
     record(benchmark, shape, run, mode="-", provider="clone")
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=ident)
+def test_copy(benchmark, shape):
+    z, _, _ = make(shape)
+    buf = torch.empty_like(z)
+
+    def run():
+        buf.copy_(z)
+        sync()
+        return buf
+
+    benchmark(run)
+    record(benchmark, shape, run, mode="-", provider="copy_")
+
+
+API_SHAPE = (1, 19, 512, 1024)
+
+
+@pytest.mark.parametrize("provider", ["op", "api"])
+def test_public_api_vs_bare_op(benchmark, provider):
+    """SegPGD loss forward + input gradient: ``segpgd_loss`` + ``torch.autograd.grad`` with every default
+    (label check, backend choice) vs the kernel op alone (on CPU its forward writes the gradient in the
+    same pass; elsewhere forward then backward op). Issue 11's 2.5x regression lived in the gap."""
+    if not backend.available("cpp", DEVICE) and provider == "op":
+        pytest.skip("the compiled op is not available")
+    z, y, _ = make(API_SHAPE)
+    flags, params = encode(L.Weighting(segpgd="linear"), 3, 10, True)
+    params = torch.tensor(params, device=DEVICE)
+    no_state = torch.empty(0, dtype=torch.uint8, device=DEVICE)
+    inv_n = 1.0 / int((y != 255).sum())
+    x = z.clone().requires_grad_(True)
+
+    def run():
+        if provider == "api":
+            (g,) = torch.autograd.grad(L.segpgd_loss(x, y, step=3, steps=10), x)
+        else:
+            _, _, g = torch.ops.fastsegadv.weighted_ce_forward(z, y, no_state, params, flags, 255, False, True, inv_n)
+            if not g.numel():  # GPU: the gradient comes from the backward op
+                g = torch.ops.fastsegadv.weighted_ce_backward(torch.tensor(inv_n, device=DEVICE), z, y, no_state,
+                                                              params, flags, 255)
+        sync()
+        return g
+
+    for _ in range(2):
+        run()
+    benchmark(run)
+    record(benchmark, API_SHAPE, run, mode="segpgd_api_vs_op", provider=provider)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -8,6 +8,7 @@ noisy CI machine does not fail it:
 - the public API costs at most 1.3x the bare kernel op (``torch.ops.fastsegadv.weighted_ce_forward``,
   which writes the gradient in the same pass on CPU).
 """
+import gc
 import time
 
 import pytest
@@ -20,18 +21,22 @@ from fastsegadv.losses.weighted import weighted_cross_entropy_reference
 
 pytestmark = pytest.mark.skipif(not CPP_AVAILABLE, reason="compares the compiled CPU kernel with the eager loss")
 
-SHAPE = (2, 19, 256, 512)  # B, C, H, W: two half-resolution Cityscapes images
+SHAPE = (1, 19, 512, 1024)  # B, C, H, W: a Cityscapes image at half resolution (the benchmarks' CPU shape)
 
 
 def _best_times(fns: dict, rounds: int) -> dict:
     for f in fns.values():  # warm-up: allocator, thread pool
         f()
     best = {k: float("inf") for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():  # interleaved: every variant sees the same machine state
-            t = time.perf_counter()
-            f()
-            best[k] = min(best[k], time.perf_counter() - t)
+    gc.disable()  # a collection of the suite's many objects inside one timed call is not the loss's cost
+    try:
+        for _ in range(rounds):
+            for k, f in fns.items():  # interleaved: every variant sees the same machine state
+                t = time.perf_counter()
+                f()
+                best[k] = min(best[k], time.perf_counter() - t)
+    finally:
+        gc.enable()
     return best
 
 
@@ -59,7 +64,7 @@ def test_fused_loss_speed_ratios():
 
     torch.testing.assert_close(public_api()[0], eager()[0], rtol=1e-4, atol=1e-9)  # the same gradient
     for attempt in range(3):
-        t = _best_times({"op": bare_op, "api": public_api, "eager": eager}, rounds=7)
+        t = _best_times({"op": bare_op, "api": public_api, "eager": eager}, rounds=5)
         vs_eager, vs_op = t["eager"] / t["api"], t["api"] / t["op"]
         if vs_eager >= 4.0 and vs_op <= 1.3:
             break

@@ -36,7 +36,8 @@ def build_parser(prog: str = "fastsegadv train") -> argparse.ArgumentParser:
     g.add_argument("--attack", default="pgd@3",
                    help="inner attack as name@steps (pgd@3, segpgd@3, cospgd@3, rp_pgd@3, ...); 'none' = clean training")
     g.add_argument("--eps", type=float, default=8.0, help="ℓ∞ budget of the inner attack on the 0-255 scale")
-    g.add_argument("--alpha", type=float, default=0.01, help="step size of the inner attack, [0, 1] scale")
+    g.add_argument("--alpha", type=float, default=None,
+                   help="step size of the inner attack, [0, 1] scale (default: the attack's own, 0.01 for PGD/SegPGD)")
     g.add_argument("--clean-fraction", type=float, default=0.5, help="share of each batch kept clean (001: 0.5)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=8, help="passes over the training set")

@@ -32,7 +32,7 @@ def adversarial_batch(
     *,
     attack: str | AttackSpec = "pgd@3",
     eps: float = 8 / 255,
-    alpha: float = 0.01,
+    alpha: float | None = None,
     clean_fraction: float = 0.5,
     n_clean: int | None = None,
     seed: int | Sequence[int] | None = None,

@@ -49,7 +49,7 @@ class TrainConfig:
 
     attack: str | None = "pgd@3"  # "name@steps" of the inner attack; None trains on clean images only
     eps: float = 8 / 255  # ℓ∞ budget of the inner attack, [0, 1] scale
-    alpha: float = 0.01  # its step size
+    alpha: float | None = None  # its step size; None: the attack's paper default (PGD/SegPGD: 0.01)
     attack_options: dict = field(default_factory=dict)  # extra keyword arguments of the attack
     clean_fraction: float = 0.5  # share of each batch kept clean (001: one half)
     epochs: int = 8
@@ -82,8 +82,9 @@ class TrainConfig:
             (self.lr > 0, "lr must be > 0"),
             (0.0 <= self.clean_fraction <= 1.0, "clean_fraction must lie in [0, 1]"),
             (self.eps >= 0 and math.isfinite(self.eps), "eps must be a finite number >= 0"),
-            (self.alpha >= 0, "alpha must be >= 0"),
-            (self.eps <= 1 and self.alpha <= 1, "eps and alpha are on the [0, 1] image scale (8 / 255, not 8)"),
+            (self.alpha is None or self.alpha >= 0, "alpha must be >= 0"),
+            (self.eps <= 1 and (self.alpha is None or self.alpha <= 1),
+             "eps and alpha are on the [0, 1] image scale (8 / 255, not 8)"),
             (self.optimizer in ("adamw", "sgd"), "optimizer must be 'adamw' or 'sgd'"),
             (self.schedule in ("onecycle", "poly", "constant"), "schedule must be 'onecycle', 'poly' or 'constant'"),
             (self.amp in (None, "bf16", "fp16"), "amp must be None, 'bf16' or 'fp16'"),
