@@ -26,6 +26,7 @@ import fastsegadv
 from fastsegadv import losses
 from fastsegadv.losses.weighted import weighted_cross_entropy_reference
 import fastsegadv._C  # the compiled ops were built in this venv
+import fastsegadv.kernels.weighted_ce  # kernels/ installed as fastsegadv.kernels (package_dir)
 
 assert os.path.realpath(fastsegadv.__file__).startswith(os.path.realpath(os.getcwd())), fastsegadv.__file__
 z = torch.randn(2, 5, 6, 7)

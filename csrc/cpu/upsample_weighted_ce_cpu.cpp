@@ -72,6 +72,7 @@ void phase1(const scalar_t* z, const int64_t* lab, const uint8_t* st, uint8_t* s
             const float* k_pix, float* loss_ptr, double* part, float* rowbuf) {
   const bool weight_grad = has_weight_grad(flags);
   at::parallel_for(0, p.B * p.H, 1, [&](int64_t begin, int64_t end) {
+    const FlushDenormals ftz;
     BlockReductions r(p.C, p.P);
     PixelStage ps(p.C, p.P, rowbuf != nullptr);
     for (int64_t task = begin; task < end; ++task) {
@@ -124,6 +125,7 @@ void phase2(const float* rowbuf, const Problem& p, const Axis& ay, out_t* grad) 
     rows[ay.i1[hh]].emplace_back(hh, ay.l1[hh]);
   }
   at::parallel_for(0, p.B * p.h, 1, [&](int64_t begin, int64_t end) {
+    const FlushDenormals ftz;
     std::vector<float> acc(p.w);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / p.h, i = task % p.h;

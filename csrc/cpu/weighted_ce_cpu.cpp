@@ -128,6 +128,7 @@ void run_blocks(const scalar_t* z, const int64_t* lab, const uint8_t* st, uint8_
                 int64_t flags, const float* params, int64_t ignore_index, float k_scalar, const float* k_pix,
                 float* loss_ptr, double* part, out_t* grad_ptr) {
   at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
+    const FlushDenormals ftz;
     BlockReductions r(g.C, g.P);
     PixelStage ps(g.C, g.P, grad_ptr != nullptr);
     for (int64_t task = begin; task < end; ++task) {
