@@ -1,6 +1,6 @@
 // Per-pixel weight formulas of the fused weighted cross-entropy (DESIGN.md §3), shared by the CPU
 // (cpu/weighted_ce_cpu.cpp) and CUDA (cuda/weighted_ce_cuda.cu) kernels. Mirrors
-// fastsegadv/losses/weighted.py (the eager reference) and fastsegadv/fused.py (the flag layout).
+// fastsegadv/losses/weighted.py (the eager reference) and fastsegadv/contract.py (flags, params, stats).
 //
 // After the class reductions of one pixel (max m and argmax a, optional second max / min, S = sum
 // exp(z - m), Sz = sum exp(z - m)(z - m), S2 = sum exp(2(z - m)), Q2 = sum sigmoid(z)^2), the
@@ -22,7 +22,8 @@
 
 namespace fastsegadv {
 
-// Weight-term flags (fastsegadv/fused.py: FLAG_*).
+// Weight-term flags: fastsegadv/contract.py (Flag) is the one Python source; tests/test_contract.py checks
+// this header against it, as it does the params (Param) and stats (Stat) enums below.
 enum : int64_t {
   FLAG_SEGPGD = 1 << 0,        // w *= correct ? params[P_W_CORRECT] : params[P_W_WRONG]
   FLAG_REGIONS = 1 << 1,       // w *= params[P_LAMBDA_T + state]

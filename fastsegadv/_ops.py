@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .contract import NUM_STATS
+
 try:
     from . import _C  # noqa: F401  (registers torch.ops.fastsegadv.*)
 
@@ -13,7 +15,6 @@ except ImportError as e:  # pure-Python install (FASTSEGADV_NO_EXTENSIONS=1) or 
     CPP_AVAILABLE = False
     CPP_IMPORT_ERROR = e
 
-NUM_STATS = 6  # loss sum, valid, correct, true, boundary, false (csrc/weighting.h)
 
 
 def _has_kernel(key: str) -> bool:

@@ -14,37 +14,35 @@ import torch
 
 from ._ops import label_counts  # (importing _ops loads the compiled ops and their fake kernels)
 from .backend import choose_backend
+from .contract import NUM_PARAMS, NUM_STATS, UNCERTAINTY_FLAGS, Flag, Param, Stat
 from .losses.pixelwise import check_logits_labels, check_reduction, reduce_pixels
 from .losses.regions import region_counts, region_lambdas
 from .losses.segpgd import segpgd_lambda
 from .losses.weighted import Weighting, weighted_ce_per_pixel
 
-# csrc/weighting.h
-FLAG_SEGPGD, FLAG_REGIONS, FLAG_UPDATE_STATE = 1 << 0, 1 << 1, 1 << 2
-FLAG_COS_SOFTMAX, FLAG_COS_SIGMOID, FLAG_COS_TARGETED = 1 << 3, 1 << 4, 1 << 5
-FLAG_UNC = {"margin": 1 << 6, "max_min": 1 << 7, "mean_margin": 1 << 8, "entropy": 1 << 9}
-FLAG_UNC_DETACH, FLAG_ZERO_OUT = 1 << 10, 1 << 11
-STAT_NAMES = ("loss", "valid", "correct", "true", "boundary", "false")
-
-
-def encode(weighting: Weighting, step: int | None, steps: int | None, update_region_state: bool) -> tuple[int, list[float]]:
-    """Kernel flags and params ``[w_correct, w_wrong, lambda_T, lambda_B, lambda_F, tau]`` of a weighting at t of T."""
-    flags, params = 0, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+def encode(weighting: Weighting, step: int | None, steps: int | None,
+           update_region_state: bool) -> tuple[int, list[float]]:
+    """Kernel flags and params (:class:`~fastsegadv.contract.Param` layout) of a weighting at t of T.
+    Plain ints (``.value``): torch.compile traces this, and enum arithmetic sends dynamo into recursion."""
+    flags, params = 0, [1.0] * NUM_PARAMS
     if weighting.segpgd is not None:
-        lam = segpgd_lambda(1 if step is None else step, 1 if steps is None else steps, weighting.segpgd, lam=weighting.lam)
-        flags |= FLAG_SEGPGD
-        params[0], params[1] = 1.0 - lam, lam
+        lam = segpgd_lambda(1 if step is None else step, 1 if steps is None else steps, weighting.segpgd,
+                            lam=weighting.lam)
+        flags |= Flag.SEGPGD.value
+        params[Param.W_CORRECT.value], params[Param.W_WRONG.value] = 1.0 - lam, lam
     if weighting.regions:
-        flags |= FLAG_REGIONS | (FLAG_UPDATE_STATE if update_region_state else 0)
-        params[2:5] = region_lambdas(step, steps)
+        flags |= Flag.REGIONS.value | (Flag.UPDATE_STATE.value if update_region_state else 0)
+        lambdas = region_lambdas(step, steps)
+        params[Param.LAMBDA_T.value], params[Param.LAMBDA_B.value], params[Param.LAMBDA_F.value] = lambdas
     if weighting.cospgd is not None:
-        flags |= FLAG_COS_SOFTMAX if weighting.cospgd == "softmax" else FLAG_COS_SIGMOID
-        flags |= FLAG_COS_TARGETED if weighting.cospgd_targeted else 0
+        flags |= Flag.COS_SOFTMAX.value if weighting.cospgd == "softmax" else Flag.COS_SIGMOID.value
+        flags |= Flag.COS_TARGETED.value if weighting.cospgd_targeted else 0
     if weighting.uncertainty is not None:
-        flags |= FLAG_UNC[weighting.uncertainty] | (FLAG_UNC_DETACH if weighting.detach_uncertainty else 0)
+        flags |= UNCERTAINTY_FLAGS[weighting.uncertainty].value
+        flags |= Flag.UNC_DETACH.value if weighting.detach_uncertainty else 0
     if weighting.zero_out is not None:
-        flags |= FLAG_ZERO_OUT
-        params[5] = weighting.zero_out
+        flags |= Flag.ZERO_OUT.value
+        params[Param.TAU.value] = weighting.zero_out
     return flags, params
 
 
@@ -90,7 +88,7 @@ def fused_weighted_ce(logits: torch.Tensor, labels: torch.Tensor, region_state: 
     divided by N_v for a mean) or empty, the region state after this pass's update (a new tensor; the
     input is not modified, so the op is functional and autograd can be registered) or empty, N_v)."""
     fwd, _ = _kernels(kernel)
-    state_after = region_state.clone() if flags & FLAG_REGIONS else region_state.new_empty((0,))
+    state_after = region_state.clone() if flags & Flag.REGIONS.value else region_state.new_empty((0,))
     pre_scale = 1.0
     with_grad = _returns_forward_grad(kernel, logits.device, with_grad, reduction)
     if with_grad and reduction == "mean":
@@ -98,26 +96,26 @@ def fused_weighted_ce(logits: torch.Tensor, labels: torch.Tensor, region_state: 
         pre_scale = 1.0 / max(int(label_counts(labels, logits.shape[1], ignore_index)[0]), 1)
     # params stay a tensor down to the kernels, which read them from memory (a CUDA-graph replay then
     # applies each step's lambda(t); a Python float would be frozen at the recorded step)
-    per_pixel, stats, grad = fwd(logits, labels, state_after if flags & FLAG_REGIONS else region_state,
+    per_pixel, stats, grad = fwd(logits, labels, state_after if flags & Flag.REGIONS.value else region_state,
                                  params.to(logits.device), flags, ignore_index, reduction == "none", with_grad,
                                  pre_scale)
-    n_valid = stats[:, 1].sum()
+    n_valid = stats[:, Stat.VALID].sum()
     if reduction == "none":
         out = per_pixel.to(logits.dtype)
     elif reduction == "sum":
-        out = stats[:, 0].sum().to(logits.dtype)
+        out = stats[:, Stat.LOSS].sum().to(logits.dtype)
     else:
-        out = (stats[:, 0].sum() / n_valid.clamp_min(1)).to(logits.dtype)
+        out = (stats[:, Stat.LOSS].sum() / n_valid.clamp_min(1)).to(logits.dtype)
     return out, stats, grad, state_after, n_valid
 
 
 @fused_weighted_ce.register_fake
 def _fused_weighted_ce_fake(logits, labels, region_state, params, flags, ignore_index, reduction, kernel, with_grad):
     out = logits.new_empty(tuple(labels.shape) if reduction == "none" else ())
-    stats = logits.new_empty((labels.shape[0], 6), dtype=torch.float64)
+    stats = logits.new_empty((labels.shape[0], NUM_STATS), dtype=torch.float64)
     grad = logits.new_empty(tuple(logits.shape) if _returns_forward_grad(kernel, logits.device, with_grad, reduction)
                             else (0,), dtype=torch.float32)
-    state_after = torch.empty_like(region_state) if flags & FLAG_REGIONS else region_state.new_empty((0,))
+    state_after = torch.empty_like(region_state) if flags & Flag.REGIONS.value else region_state.new_empty((0,))
     return out, stats, grad, state_after, logits.new_empty((), dtype=torch.float64)
 
 
@@ -144,7 +142,7 @@ def _setup_context(ctx, inputs, output):
     logits, labels, _, params, flags, ignore_index, reduction, kernel, _ = inputs
     _, _, grad, state_after, n_valid = output
     ctx.save_for_backward(logits, labels, state_after, params, n_valid, grad)
-    ctx.args = (flags & ~FLAG_UPDATE_STATE, ignore_index, reduction, kernel)
+    ctx.args = (flags & ~Flag.UPDATE_STATE.value, ignore_index, reduction, kernel)
     # Only the loss is differentiable. Without this, autograd would materialise a zero gradient for every
     # other output in each backward, the [B, C, H, W] gradient buffer included: a fill_ that cost more
     # than the fused kernel itself (2.5x slower attacks, issue 11).
@@ -186,7 +184,7 @@ def fused_loss(logits, labels, region_state, params, flags, ignore_index, reduct
         params = torch.tensor(params, dtype=torch.float32)
     out, stats, _, state_after, _ = fused_weighted_ce(logits, labels.long(), region_state, params, flags,
                                                       ignore_index, reduction, kernel, with_grad)
-    if flags & FLAG_UPDATE_STATE:
+    if flags & Flag.UPDATE_STATE.value:
         region_state.copy_(state_after)  # RP-PGD's T -> B update of this pass
     return out, stats
 

@@ -7,13 +7,15 @@ a ``[C_CHUNK, BLOCK_P]`` register tile in fp32. The weight flags are constexpr: 
 its own kernel. Statistics are written per program and summed in a fixed order on the host side
 (no atomics). Runs on CPU tensors under ``TRITON_INTERPRET=1`` (set before importing triton).
 
-This module imports only torch and triton.
+This module imports only torch, triton and the kernel contract (fastsegadv/contract.py).
 """
 from __future__ import annotations
 
 import torch
 import triton
 import triton.language as tl
+
+from ..contract import NUM_PARAMS, NUM_STATS, Flag
 
 class _Flag(tl.constexpr):
     """A flag bit of csrc/weighting.h as a ``tl.constexpr``: the only kind of module global Triton's compiler
@@ -32,12 +34,19 @@ class _Flag(tl.constexpr):
     __and__, __ror__ = __rand__, __or__
 
 
-SEGPGD, REGIONS, UPDATE_STATE = _Flag(1 << 0), _Flag(1 << 1), _Flag(1 << 2)
-COS_SOFTMAX, COS_SIGMOID, COS_TARGETED = _Flag(1 << 3), _Flag(1 << 4), _Flag(1 << 5)
-UNC_MARGIN, UNC_MAXMIN, UNC_MEANMARGIN = _Flag(1 << 6), _Flag(1 << 7), _Flag(1 << 8)
-UNC_ENTROPY, UNC_DETACH, ZERO_OUT = _Flag(1 << 9), _Flag(1 << 10), _Flag(1 << 11)
-NUM_STATS = 6
-NUM_PARAMS = 6  # w_correct, w_wrong, lambda_T, lambda_B, lambda_F, tau
+# the flags of fastsegadv/contract.py, as constexpr globals the @jit code reads by name
+SEGPGD = _Flag(int(Flag.SEGPGD))
+REGIONS = _Flag(int(Flag.REGIONS))
+UPDATE_STATE = _Flag(int(Flag.UPDATE_STATE))
+COS_SOFTMAX = _Flag(int(Flag.COS_SOFTMAX))
+COS_SIGMOID = _Flag(int(Flag.COS_SIGMOID))
+COS_TARGETED = _Flag(int(Flag.COS_TARGETED))
+UNC_MARGIN = _Flag(int(Flag.UNC_MARGIN))
+UNC_MAXMIN = _Flag(int(Flag.UNC_MAXMIN))
+UNC_MEANMARGIN = _Flag(int(Flag.UNC_MEANMARGIN))
+UNC_ENTROPY = _Flag(int(Flag.UNC_ENTROPY))
+UNC_DETACH = _Flag(int(Flag.UNC_DETACH))
+ZERO_OUT = _Flag(int(Flag.ZERO_OUT))
 
 
 def kernel_params(params, device: torch.device) -> torch.Tensor:

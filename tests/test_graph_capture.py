@@ -125,7 +125,8 @@ def test_model_untouched_by_captured_attack(tiny_model, batch):
 def test_fused_loss_custom_op_opcheck(kernel):
     """The functional custom op behind every fused loss (t as a tensor input) passes torch.library's
     schema, fake-tensor, autograd-registration and AOT-dispatch checks."""
-    from fastsegadv.fused import FLAG_REGIONS, FLAG_SEGPGD, FLAG_UPDATE_STATE, fused_weighted_ce
+    from fastsegadv.contract import Flag
+    from fastsegadv.fused import fused_weighted_ce
 
     g = torch.Generator().manual_seed(0)
     size = (6, 7) if kernel == "upsample" else (12, 14)
@@ -134,7 +135,7 @@ def test_fused_loss_custom_op_opcheck(kernel):
     y[:, :2] = 255
     state = torch.randint(0, 3, (2, 12, 14), generator=g).to(torch.uint8)
     params = torch.tensor([0.8, 0.2, 0.7, 0.2, 0.1, 1.0])
-    flags = FLAG_SEGPGD | FLAG_REGIONS | FLAG_UPDATE_STATE
+    flags = int(Flag.SEGPGD | Flag.REGIONS | Flag.UPDATE_STATE)
     for reduction in ("mean", "none"):
         torch.library.opcheck(fused_weighted_ce, (z, y, state, params, flags, 255, reduction, kernel, True))
 
