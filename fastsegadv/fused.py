@@ -15,10 +15,10 @@ import torch
 from ._ops import label_counts  # (importing _ops loads the compiled ops and their fake kernels)
 from .backend import choose_backend
 from .contract import NUM_PARAMS, NUM_STATS, UNCERTAINTY_FLAGS, Flag, Param, Stat
-from .losses.pixelwise import check_logits_labels, check_reduction, reduce_pixels
-from .losses.regions import region_counts, region_lambdas
-from .losses.segpgd import segpgd_lambda
-from .losses.weighted import Weighting, weighted_ce_per_pixel
+from .reference.pixelwise import check_logits_labels, check_reduction, reduce_pixels
+from .reference.regions import region_counts, region_lambdas
+from .reference.segpgd import segpgd_lambda
+from .reference.weighted import Weighting, weighted_ce_per_pixel
 
 def encode(weighting: Weighting, step: int | None, steps: int | None,
            update_region_state: bool) -> tuple[int, list[float]]:
@@ -208,7 +208,7 @@ def weighted_fused_loss(logits, labels, weighting: Weighting, step, steps, regio
                       reduction, kernel)
 
 
-def _check_params_need_kernel(params, weighting: Weighting) -> None:
+def check_params_need_kernel(params, weighting: Weighting) -> None:
     if params is not None and weighting.needs_step:
         raise ValueError("params= (the kernel parameters of t) needs the cpp or triton backend; the reference "
                          "takes step= and steps=")
@@ -243,7 +243,7 @@ def weighted_cross_entropy(
 ):
     """Weighted per-pixel CE (DESIGN.md §2-3) on the chosen backend (:mod:`fastsegadv.backend`).
 
-    Same contract as :func:`~fastsegadv.losses.weighted.weighted_cross_entropy_reference`; ``backend``
+    Same contract as :func:`~fastsegadv.reference.weighted.weighted_cross_entropy_reference`; ``backend``
     (or ``$FASTSEGADV_BACKEND``) forces ``reference``, ``cpp`` or ``triton``. With
     ``return_stats`` also returns ``[B, 6]`` float64 per-image (loss sum, valid, correct, true,
     boundary, false) from the same pass, without a host sync. ``params``: the kernel parameters of this
@@ -256,7 +256,7 @@ def weighted_cross_entropy(
     step, steps = checked_step_arguments(weighting, step, steps, region_state, labels, params)
     name = choose_backend(logits, backend)
     if name == "reference":
-        _check_params_need_kernel(params, weighting)
+        check_params_need_kernel(params, weighting)
         per_pixel, valid = weighted_ce_per_pixel(
             logits, labels, weighting=weighting, step=step, steps=steps, region_state=region_state,
             update_region_state=update_region_state, ignore_index=ignore_index)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .backend import choose_backend
-from .losses.prototypes import masked_class_sums_reference
+from .reference.prototypes import masked_class_sums_reference
 
 
 def _kernels(backend: str):

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from .backend import choose_backend, triton_available
-from .fused import _check_params_need_kernel, checked_step_arguments, weighted_fused_loss
-from .losses.pixelwise import check_reduction
-from .losses.weighted import Weighting, weighted_cross_entropy_reference
+from .fused import check_params_need_kernel, checked_step_arguments, weighted_fused_loss
+from .reference.pixelwise import check_reduction
+from .reference.weighted import Weighting, weighted_cross_entropy_reference
 
 
 def upsample_weighted_cross_entropy_reference(logits, labels, *, align_corners: bool = False, **kwargs):
@@ -64,7 +64,7 @@ def upsample_weighted_cross_entropy(
               update_region_state=update_region_state, ignore_index=ignore_index, reduction=reduction)
     name = upsample_backend(logits, backend)
     if name == "reference":
-        _check_params_need_kernel(params, weighting)
+        check_params_need_kernel(params, weighting)
         return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)
     kernel = ("triton_" if name == "triton" else "") + ("upsample_align_corners" if align_corners else "upsample")
     out, _ = weighted_fused_loss(logits, labels, weighting, step, steps, region_state, update_region_state, params,

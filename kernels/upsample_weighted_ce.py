@@ -2,7 +2,7 @@
 C++ CPU kernel csrc/cpu/upsample_weighted_ce_cpu.cpp computes the same sums in the same order).
 
 Logits ``z [B, C, h, w]`` (NCHW or channels_last), labels ``[B, H, W]``. Each output pixel's logits are
-interpolated on the fly from four taps (:func:`weighted_ce._load_tile`); the per-pixel stage is the
+interpolated on the fly from four taps (:func:`weighted_ce.load_tile`); the per-pixel stage is the
 plain kernel's. Axis tables (source rows/columns and weights of every output row/column, PyTorch's
 ``area_pixel_compute_source_index`` in fp32) are built once per geometry on the host.
 
@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .weighted_ce import (NUM_STATS, REGIONS, UPDATE_STATE, _backward_terms, _forward_block, _grad_tile, _load_tile,
+from .weighted_ce import (NUM_STATS, REGIONS, UPDATE_STATE, backward_terms, forward_block, grad_tile, load_tile,
                           kernel_params, load_params)
 
 BLOCK_J = 32
@@ -81,7 +81,7 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
     pmask = offs_p < HW
     o00, o01, o10, o11, ly0, ly1, lx0, lx1 = _taps(offs_p // W, offs_p % W, pmask, i0y_ptr, i1y_ptr, l0y_ptr,
                                                    l1y_ptr, i0x_ptr, i1x_ptr, l0x_ptr, l1x_ptr, stride_h, stride_w)
-    _forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW,
+    forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW,
                    partial_ptr + pid * 6, offs_p, pmask, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
                    w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
                    FLAGS, WRITE_LOSS, C_CHUNK, BLOCK_P, NUM_CHUNKS, True)
@@ -114,7 +114,7 @@ def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
         o00, o01, o10, o11, ly0, ly1, lx0, lx1 = _taps(oy_v, ox, live, i0y_ptr, i1y_ptr, l0y_ptr, l1y_ptr,
                                                        i0x_ptr, i1x_ptr, l0x_ptr, l1x_ptr, stride_h, stride_w)
         offs_p = oy * W + ox
-        m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b = _backward_terms(
+        m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b = backward_terms(
             z_base, y_ptr + b * HW, state_ptr + b * HW, k_img, offs_p, live, o00, o01, o10, o11,
             ly0, ly1, lx0, lx1, w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
             FLAGS, PER_PIXEL_SCALE, C_CHUNK, BLOCK_J, NUM_CHUNKS, True)
@@ -124,8 +124,8 @@ def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
         for ci in range(NUM_CHUNKS):
             offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
             mask = (offs_c[:, None] < C) & live[None, :]
-            x = _load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, True)
-            g = _grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b)
+            x = load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, True)
+            g = grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b)
             ptrs = rb + offs_c[:, None] * (H * w) + offs_j[None, :]
             omask = (offs_c[:, None] < C) & jmask[None, :]
             acc = tl.load(ptrs, mask=omask, other=0.0)

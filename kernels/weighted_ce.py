@@ -66,7 +66,7 @@ def load_params(params_ptr):
 
 
 @triton.jit
-def _load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, UPSAMPLE: tl.constexpr):
+def load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, UPSAMPLE: tl.constexpr):
     """``[C_CHUNK, BLOCK_P]`` fp32 logits of classes ``offs_c``: read at pixel offsets ``o00`` or, with
     UPSAMPLE, interpolated bilinearly from the four taps ``o..`` with row weights ``ly0, ly1`` and column
     weights ``lx0, lx1`` (F.interpolate's order of operations); 0 where ``mask`` is off."""
@@ -85,17 +85,17 @@ def _load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0
 
 
 @triton.jit
-def _reductions(z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask, C, stride_c,
+def reductions(z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask, C, stride_c,
                 FLAGS: tl.constexpr, C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr,
                 UPSAMPLE: tl.constexpr):
-    """Class reductions of a [C, BLOCK_P] tile (read by :func:`_load_tile`): max m, argmax a, second max
+    """Class reductions of a [C, BLOCK_P] tile (read by :func:`load_tile`): max m, argmax a, second max
     m2/b2, min mn/bn, S, Sz, S2, Q2, z_y (all fp32 [BLOCK_P])."""
     m = tl.full([BLOCK_P], float("-inf"), tl.float32)
     a = tl.zeros([BLOCK_P], tl.int32)
     for ci in range(NUM_CHUNKS):
         offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
         mask = (offs_c[:, None] < C) & pmask[None, :]
-        x = tl.where(mask, _load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
+        x = tl.where(mask, load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
                                       UPSAMPLE), float("-inf"))
         cm = tl.max(x, axis=0)
         ca = tl.argmax(x, axis=0).to(tl.int32) + ci * C_CHUNK
@@ -116,7 +116,7 @@ def _reductions(z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask,
         offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
         cmask = offs_c[:, None] < C
         mask = cmask & pmask[None, :]
-        x = _load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, UPSAMPLE)
+        x = load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, UPSAMPLE)
         d = tl.where(mask, x - m[None, :], 0.0)
         e = tl.where(mask, tl.exp(d), 0.0)
         S += tl.sum(e, axis=0)
@@ -146,7 +146,7 @@ def _reductions(z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask,
 
 
 @triton.jit
-def _pixel_terms(m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
+def pixel_terms(m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
                  w_correct, w_wrong, lam_t, lam_b, lam_f, tau, FLAGS: tl.constexpr):
     """Loss w*CE and gradient coefficients (alpha, beta, g_y, g_a, g_b, index b) per pixel; new state."""
     S_safe = tl.where(valid, S, 1.0)
@@ -223,7 +223,7 @@ def _pixel_terms(m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
 
 
 @triton.jit
-def _forward_block(z_base, y_ptr, state_ptr, loss_ptr, out, offs_p, pmask, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
+def forward_block(z_base, y_ptr, state_ptr, loss_ptr, out, offs_p, pmask, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
                    w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
                    FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr, C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr,
                    NUM_CHUNKS: tl.constexpr, UPSAMPLE: tl.constexpr):
@@ -232,14 +232,14 @@ def _forward_block(z_base, y_ptr, state_ptr, loss_ptr, out, offs_p, pmask, o00, 
     lab = tl.load(y_ptr + offs_p, mask=pmask, other=ignore_index)
     valid = pmask & (lab != ignore_index)
     y = tl.where(valid, lab, -1).to(tl.int32)
-    m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = _reductions(
+    m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = reductions(
         z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask, C, stride_c,
         FLAGS, C_CHUNK, BLOCK_P, NUM_CHUNKS, UPSAMPLE)
     if FLAGS & REGIONS:
         state = tl.load(state_ptr + offs_p, mask=pmask, other=0)
     else:
         state = tl.zeros([BLOCK_P], tl.uint8)
-    loss, alpha, beta, g_y, g_a, g_b, bidx, correct, new_state = _pixel_terms(
+    loss, alpha, beta, g_y, g_a, g_b, bidx, correct, new_state = pixel_terms(
         m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
         w_correct, w_wrong, lam_t, lam_b, lam_f, tau, FLAGS)
     if FLAGS & REGIONS:
@@ -271,16 +271,16 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
     b = pid // nblk
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
     o = offs_p * stride_p
-    _forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW, partial_ptr + pid * 6,
+    forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW, partial_ptr + pid * 6,
                    offs_p, offs_p < HW, o, o, o, o, 0.0, 0.0, 0.0, 0.0,
                    w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
                    FLAGS, WRITE_LOSS, C_CHUNK, BLOCK_P, NUM_CHUNKS, False)
 
 
 @triton.jit
-def _grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b):
+def grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b):
     """d(k * w CE)/dz of a ``[C_CHUNK, BLOCK_P]`` logit tile ``x`` from the per-pixel coefficients of
-    :func:`_pixel_terms` (already multiplied by the upstream gradient k; ``inv_s`` = k / S)."""
+    :func:`pixel_terms` (already multiplied by the upstream gradient k; ``inv_s`` = k / S)."""
     d = x - m[None, :]
     e = tl.where(mask, tl.exp(d), 0.0)
     g = inv_s[None, :] * e * (alpha[None, :] + beta[None, :] * d)
@@ -292,23 +292,23 @@ def _grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b
 
 
 @triton.jit
-def _backward_terms(z_base, y_img, state_img, k_img, offs_p, pmask, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
+def backward_terms(z_base, y_img, state_img, k_img, offs_p, pmask, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
                     w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
                     FLAGS: tl.constexpr, PER_PIXEL_SCALE: tl.constexpr, C_CHUNK: tl.constexpr,
                     BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr, UPSAMPLE: tl.constexpr):
     """Per-pixel gradient coefficients of the pixels ``offs_p`` of one image, with the upstream gradient
-    k (``k_img``: that image's per-pixel scales, or the scalar) folded in, for :func:`_grad_tile`."""
+    k (``k_img``: that image's per-pixel scales, or the scalar) folded in, for :func:`grad_tile`."""
     lab = tl.load(y_img + offs_p, mask=pmask, other=ignore_index)
     valid = pmask & (lab != ignore_index)
     y = tl.where(valid, lab, -1).to(tl.int32)
-    m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = _reductions(
+    m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = reductions(
         z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask, C, stride_c,
         FLAGS, C_CHUNK, BLOCK_P, NUM_CHUNKS, UPSAMPLE)
     if FLAGS & REGIONS:
         state = tl.load(state_img + offs_p, mask=pmask, other=0)
     else:
         state = tl.zeros([BLOCK_P], tl.uint8)
-    loss, alpha, beta, g_y, g_a, g_b, bidx, correct, new_state = _pixel_terms(
+    loss, alpha, beta, g_y, g_a, g_b, bidx, correct, new_state = pixel_terms(
         m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
         w_correct, w_wrong, lam_t, lam_b, lam_f, tau, FLAGS & ~UPDATE_STATE)
     if PER_PIXEL_SCALE:
@@ -334,7 +334,7 @@ def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
     z_base = z_ptr + b * stride_b
     o = offs_p * stride_p
     k_img = scale_ptr + b * HW if PER_PIXEL_SCALE else scale_ptr
-    m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b = _backward_terms(
+    m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b = backward_terms(
         z_base, y_ptr + b * HW, state_ptr + b * HW, k_img, offs_p, pmask, o, o, o, o, 0.0, 0.0, 0.0, 0.0,
         w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
         FLAGS, PER_PIXEL_SCALE, C_CHUNK, BLOCK_P, NUM_CHUNKS, False)
@@ -342,8 +342,8 @@ def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
     for ci in range(NUM_CHUNKS):
         offs_c = ci * C_CHUNK + tl.arange(0, C_CHUNK)
         mask = (offs_c[:, None] < C) & pmask[None, :]
-        x = _load_tile(z_base, offs_c, mask, stride_c, o, o, o, o, 0.0, 0.0, 0.0, 0.0, False)
-        g = _grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b)
+        x = load_tile(z_base, offs_c, mask, stride_c, o, o, o, o, 0.0, 0.0, 0.0, 0.0, False)
+        g = grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b)
         tl.store(g_base + offs_c[:, None] * stride_c + o[None, :], g.to(grad_ptr.dtype.element_ty), mask=mask)
 
 

@@ -13,7 +13,7 @@ from fastsegadv.datasets import DigitScenes
 from fastsegadv.evaluation import EvalConfig, batch_ranges, evaluate_model, write_report
 from fastsegadv.metrics import ConfusionMatrix, dataset_miou
 from fastsegadv.models import load_pretrained
-from fastsegadv.training.distributed import DistContext
+from fastsegadv.distributed.context import DistContext
 
 NUM_CLASSES = 11
 

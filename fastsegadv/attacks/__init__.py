@@ -15,20 +15,14 @@ from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_iterations, ifgsm_ll, least_likely
 from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import DagMargin, Objective, RegionPrototype, WeightedCE
 from .pgd import bim_l2, pgd
+from .registry import ATTACKS, REGISTRY, AttackSpec, get_attack
 from .rppgd import rp_pgd
 from .segpgd import segfgsm, segpgd
 from .trace import AttackTrace
 from .uncertainty import pixel_subset_ifgsm, random_pixel_mask, uncertainty_fgsm, uncertainty_ifgsm, uncertainty_pgd
 
-ATTACKS = {
-    "fgsm": fgsm, "fgsm_ll": fgsm_ll, "ifgsm": ifgsm, "ifgsm_ll": ifgsm_ll, "pgd": pgd, "bim_l2": bim_l2,
-    "segpgd": segpgd, "segfgsm": segfgsm, "cospgd": cospgd, "rp_pgd": rp_pgd, "uncertainty_fgsm": uncertainty_fgsm,
-    "uncertainty_ifgsm": uncertainty_ifgsm, "uncertainty_pgd": uncertainty_pgd,
-    "pixel_subset_ifgsm": pixel_subset_ifgsm, "dag": dag, "cw_l2": cw_l2, "deepfool": deepfool, "apgd": apgd,
-}
-
 __all__ = list(ATTACKS) + [
-    "ATTACKS", "AttackTrace", "run_attack", "mis_ratio_per_image", "ifgsm_iterations", "least_likely_labels",
+    "ATTACKS", "REGISTRY", "AttackSpec", "get_attack", "AttackTrace", "run_attack", "mis_ratio_per_image", "ifgsm_iterations", "least_likely_labels",
     "NormalizedModel", "FeatureHook", "extract_logits", "logits_at", "frozen_for_attack", "Objective", "WeightedCE",
     "RegionPrototype", "DagMargin", "random_pixel_mask", "perturbation_norms",
 ]

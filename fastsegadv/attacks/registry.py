@@ -8,25 +8,62 @@ from __future__ import annotations
 
 import ast
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-DISPLAY_NAMES = {
-    "fgsm": "FGSM", "fgsm_ll": "FGSM-II", "ifgsm": "I-FGSM", "ifgsm_ll": "I-FGSM-II", "pgd": "PGD",
-    "bim_l2": "BIM-L2", "segpgd": "SegPGD", "segfgsm": "SegFGSM", "cospgd": "CosPGD", "rp_pgd": "RP-PGD",
-    "uncertainty_fgsm": "FGSM-L", "uncertainty_ifgsm": "I-FGSM-L", "uncertainty_pgd": "PGD-L",
-    "pixel_subset_ifgsm": "I-FGSM-subset", "dag": "DAG", "cw_l2": "CW", "deepfool": "DeepFool",
-    "apgd": "APGD",
+from .apgd import apgd
+from .cospgd import cospgd
+from .cw import cw_l2
+from .dag import dag
+from .deepfool import deepfool
+from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_ll
+from .pgd import bim_l2, pgd
+from .rppgd import rp_pgd
+from .segpgd import segfgsm, segpgd
+from .uncertainty import pixel_subset_ifgsm, uncertainty_fgsm, uncertainty_ifgsm, uncertainty_pgd
+
+
+@dataclass(frozen=True)
+class AttackInfo:
+    """What the harness, specs and reports need to know of an attack, in one table."""
+
+    fn: Callable
+    display: str  # column name in the layout of 001 Table 1
+    single_step: bool = False  # no steps/alpha
+    # its budget is not the shared ℓ∞ eps: BIM-ℓ2 needs its own ℓ2 radius (``bim_l2:eps=...,alpha=...``);
+    # CW and DeepFool look for a minimal perturbation. The harness's ℓ∞ eps and alpha never reach them.
+    own_budget: bool = False
+
+
+REGISTRY: dict[str, AttackInfo] = {
+    "fgsm": AttackInfo(fgsm, "FGSM", single_step=True),
+    "fgsm_ll": AttackInfo(fgsm_ll, "FGSM-II", single_step=True),
+    "ifgsm": AttackInfo(ifgsm, "I-FGSM"),
+    "ifgsm_ll": AttackInfo(ifgsm_ll, "I-FGSM-II"),
+    "pgd": AttackInfo(pgd, "PGD"),
+    "bim_l2": AttackInfo(bim_l2, "BIM-L2", own_budget=True),
+    "segpgd": AttackInfo(segpgd, "SegPGD"),
+    "segfgsm": AttackInfo(segfgsm, "SegFGSM", single_step=True),
+    "cospgd": AttackInfo(cospgd, "CosPGD"),
+    "rp_pgd": AttackInfo(rp_pgd, "RP-PGD"),
+    "uncertainty_fgsm": AttackInfo(uncertainty_fgsm, "FGSM-L", single_step=True),
+    "uncertainty_ifgsm": AttackInfo(uncertainty_ifgsm, "I-FGSM-L"),
+    "uncertainty_pgd": AttackInfo(uncertainty_pgd, "PGD-L"),
+    "pixel_subset_ifgsm": AttackInfo(pixel_subset_ifgsm, "I-FGSM-subset"),
+    "dag": AttackInfo(dag, "DAG"),
+    "cw_l2": AttackInfo(cw_l2, "CW", own_budget=True),
+    "deepfool": AttackInfo(deepfool, "DeepFool", own_budget=True),
+    "apgd": AttackInfo(apgd, "APGD"),
 }
-SINGLE_STEP = ("fgsm", "fgsm_ll", "segfgsm", "uncertainty_fgsm")
-# Attacks whose budget is not the shared ℓ∞ eps: BIM-ℓ2 needs its own ℓ2 radius (``bim_l2:eps=...,alpha=...``);
-# CW and DeepFool look for a minimal perturbation. The harness's ℓ∞ eps and alpha never reach them.
-L2_ATTACKS = ("bim_l2", "cw_l2", "deepfool")
+# views of the one table
+ATTACKS = {name: info.fn for name, info in REGISTRY.items()}
+DISPLAY_NAMES = {name: info.display for name, info in REGISTRY.items()}
+SINGLE_STEP = tuple(name for name, info in REGISTRY.items() if info.single_step)
+L2_ATTACKS = tuple(name for name, info in REGISTRY.items() if info.own_budget)
 
 
 def get_attack(name: str):
-    """The attack function registered as ``name`` (see ``fastsegadv.attacks.ATTACKS``)."""
-    from . import ATTACKS
-
+    """The attack function registered as ``name`` (see :data:`REGISTRY`)."""
     if name not in ATTACKS:
         close = difflib.get_close_matches(name, list(ATTACKS), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ..losses.pixelwise import check_labels_like
+from ..reference.pixelwise import check_labels_like
 
 
 def check_attack_inputs(

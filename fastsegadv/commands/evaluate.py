@@ -12,7 +12,7 @@ from ..attacks import ATTACKS
 from ..datasets import KINDS, open_dataset
 from ..evaluation import DEFAULT_ATTACKS, EvalConfig, evaluate_model, markdown_table, write_report
 from ..models import SHIPPED, load_named_models
-from ..training.distributed import init_distributed, shutdown
+from ..distributed.context import init_distributed, shutdown
 from .config import parse_with_config
 
 

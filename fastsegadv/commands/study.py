@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..datasets import KINDS, open_dataset
-from ..evaluation.sharding import collate
+from ..distributed.sharding import collate
 from ..models import SHIPPED, load_named_models
 from ..models.crf import DenseCRF
 from ..studies import run_study

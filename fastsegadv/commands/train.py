@@ -17,7 +17,7 @@ from ..datasets import KINDS, open_dataset
 from ..models import SHIPPED, TinyDeepLab, load_model, save_model
 from ..models.tiny_deeplab import NORMS
 from ..training import TrainConfig, fit, init_distributed
-from ..training.distributed import shutdown
+from ..distributed.context import shutdown
 from .config import parse_with_config
 
 

@@ -20,13 +20,13 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from ..attacks.model_io import class_prediction, logits_at
+from ..outputs import class_prediction, logits_at
 from ..attacks.registry import AttackSpec
 from ..attacks.trace import AttackTrace
 from ..attacks.validation import check_unit_scale
 from ..metrics import ConfusionMatrix, per_image_confusion
-from ..training.distributed import DistContext, all_gather_objects, all_reduce_sum, init_distributed
-from .sharding import batch_ranges, collate
+from ..distributed.context import DistContext, all_gather_objects, all_reduce_sum, init_distributed
+from ..distributed.sharding import batch_ranges, collate
 
 DEFAULT_ATTACKS = ("pgd@10", "pgd@20", "segpgd@10", "segpgd@20", "rp_pgd@10", "rp_pgd@20")
 

@@ -1,27 +1,10 @@
-"""CosPGD weights (Agnihotri & Keuper, ICML 2024; the ``cospgd`` package's ``cospgd_scale``).
-
-``w_i = cos(s(z_i), onehot(y_i)) = s_{y_i} / ||s(z_i)||_2`` with ``s`` = softmax (default) or an
-element-wise sigmoid (the variant in SEA / torchattacks PR #149). Targeted attacks use ``1 - cos``.
-The weight is detached, as in the authors' code.
-"""
+"""The public loss of CosPGD (Agnihotri & Keuper, ICML 2024, Eq. 5) on the fused ops; its weights and schedule: fastsegadv.reference.cospgd."""
 from __future__ import annotations
 
 import torch
 
-ACTIVATIONS = ("softmax", "sigmoid")
-
-
-def cospgd_weight(
-    logits: torch.Tensor, safe_labels: torch.Tensor, *, activation: str = "softmax", targeted: bool = False
-) -> torch.Tensor:
-    """``[B,H,W]`` cosine between ``activation(logits)`` ``[B,C,H,W]`` and the one-hot label (detached)."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    z = logits.detach()
-    s = torch.softmax(z, dim=1) if activation == "softmax" else torch.sigmoid(z)
-    s_y = s.gather(1, safe_labels.unsqueeze(1)).squeeze(1)  # [B, H, W]
-    cos = s_y / s.norm(dim=1).clamp_min(1e-12)
-    return 1.0 - cos if targeted else cos
+from ..fused import weighted_cross_entropy
+from ..reference.weighted import Weighting
 
 
 def cospgd_loss(
@@ -34,8 +17,6 @@ def cospgd_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """CosPGD loss ``(1/N_v) sum_i cos_i CE_i``."""
-    from ..fused import weighted_cross_entropy
-    from .weighted import Weighting
 
     w = Weighting(cospgd=activation, cospgd_targeted=targeted)
     return weighted_cross_entropy(logits, labels, weighting=w, ignore_index=ignore_index, reduction=reduction)

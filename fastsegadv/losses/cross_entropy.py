@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .weighted import Weighting
+from ..fused import weighted_cross_entropy
+from ..reference.weighted import Weighting
 
 
 def cross_entropy(
@@ -14,6 +15,4 @@ def cross_entropy(
 
     logits ``[B, C, H, W]``, labels ``[B, H, W]`` -> scalar, or ``[B, H, W]`` for ``reduction="none"``.
     """
-    from ..fused import weighted_cross_entropy
-
     return weighted_cross_entropy(logits, labels, weighting=Weighting(), ignore_index=ignore_index, reduction=reduction)

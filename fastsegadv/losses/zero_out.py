@@ -1,18 +1,10 @@
-"""Zero-out of confidently misclassified pixels, L^0 (Maag & Fischer, WACV 2024, 004 Eq. 10).
-
-``w_i = 0`` if the pixel is misclassified and its top probability ``p_(1) >= tau`` (tau = 0.75 on
-probabilities as Eq. 10 states; the authors' ``attacks.py`` compares raw logits instead), else 1.
-Detached: it is an indicator.
-"""
+"""The public loss of the zero-out loss L^0 (Maag & Fischer, WACV 2024, 004 Eq. 10) on the fused ops; its weights and schedule: fastsegadv.reference.zero_out."""
 from __future__ import annotations
 
 import torch
 
-
-def zero_out_weight(probs_max: torch.Tensor, correct: torch.Tensor, *, tau: float = 0.75) -> torch.Tensor:
-    """``[B,H,W]`` float 0/1 weights from the top probability ``[B,H,W]`` and the correct mask."""
-    keep = correct | (probs_max.detach() < tau)
-    return keep.to(torch.float32)
+from ..fused import weighted_cross_entropy
+from ..reference.weighted import Weighting
 
 
 def zero_out_loss(
@@ -24,8 +16,6 @@ def zero_out_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """L^0 of 004 Eq. 10: CE with confidently wrong pixels removed."""
-    from ..fused import weighted_cross_entropy
-    from .weighted import Weighting
 
     return weighted_cross_entropy(
         logits, labels, weighting=Weighting(zero_out=tau), ignore_index=ignore_index, reduction=reduction

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..attacks.model_io import logits_at
+from ..outputs import logits_at
 
 
 class DenseCRF(nn.Module):

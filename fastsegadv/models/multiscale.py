@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..attacks.model_io import extract_logits
+from ..outputs import extract_logits
 
 
 def _run_at(model: nn.Module, x: torch.Tensor, scale: float, align_corners: bool) -> torch.Tensor:

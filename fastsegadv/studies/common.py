@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn as nn
 
-from ..attacks.model_io import logits_at
+from ..outputs import logits_at
 from ..metrics import ConfusionMatrix
 
 EPS_LIST = (0.25, 0.5, 1, 2, 4, 8, 16, 32)  # 002 / 004, on the 0-255 scale

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..attacks.model_io import extract_logits, logits_at
+from ..outputs import extract_logits, logits_at
 from ..attacks.registry import AttackSpec
 
 

@@ -12,7 +12,7 @@ from fastsegadv.datasets import DigitScenes
 from fastsegadv.evaluation import EvalConfig, evaluate_model
 from fastsegadv.models import TinyDeepLab, load_pretrained
 from fastsegadv.training import TrainConfig, fit, init_distributed
-from fastsegadv.training.distributed import shutdown
+from fastsegadv.distributed.context import shutdown
 
 ap = argparse.ArgumentParser()
 ap.add_argument("out")

@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 
 from ..metrics import ConfusionMatrix
-from ..training.distributed import DistContext, all_reduce_sum
+from ..outputs import class_prediction, logits_at
+from .context import DistContext, all_reduce_sum
 
 
 def batch_ranges(n: int, batch_size: int, ctx: DistContext) -> list[tuple[int, int, int]]:
@@ -39,8 +40,6 @@ def clean_confusion(model: nn.Module, dataset, *, num_classes: int, ignore_index
                     ctx: DistContext, forward=None) -> ConfusionMatrix:
     """Confusion matrix of ``model``'s argmax predictions over ``dataset`` in eval mode (the model's mode
     is restored), summed over ranks."""
-    from ..attacks.model_io import class_prediction, logits_at
-
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=ctx.device)
