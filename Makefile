@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo test bench cuda-check venv-check at-study
+.PHONY: setup demo test lint bench cuda-check venv-check at-study
 setup:
 	bash scripts/setup_env.sh
 
@@ -12,6 +12,9 @@ demo: setup
 
 test: setup
 	TRITON_INTERPRET=1 $(PYTHON) -m pytest -q tests
+
+lint: setup
+	$(PYTHON) -m ruff check .
 
 cuda-check: setup
 	bash scripts/compile_cuda.sh

@@ -22,13 +22,12 @@ import time
 from pathlib import Path
 
 import torch
+from peer_loops import cospgd_package_loop, sea_apgd_js  # noqa: E402
+from run_benchmarks import device_name  # this folder is on sys.path when the script runs
 
 from fastsegadv import attacks as A
 from fastsegadv.data import make_digit_scenes
 from fastsegadv.models import load_pretrained
-from run_benchmarks import device_name  # this folder is on sys.path when the script runs
-
-from peer_loops import cospgd_package_loop, sea_apgd_js  # noqa: E402
 
 STEPS = 10
 EPS, ALPHA = 8 / 255, 0.01
@@ -52,7 +51,9 @@ def _peers() -> list:
         import torchattacks
 
         def ta_pgd(m, x, y, seed):
-            return torchattacks.PGD(m, eps=EPS, alpha=ALPHA, steps=STEPS, random_start=True)(x, torch.where(y == 255, -100, y))
+            return torchattacks.PGD(m, eps=EPS, alpha=ALPHA, steps=STEPS, random_start=True)(
+                x, torch.where(y == 255, -100, y)
+            )
 
         rows.append(("pgd", "torchattacks", ta_pgd))
     except ImportError:
@@ -81,8 +82,12 @@ ATTACKS = [
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "attack_e2e",
-                    help="results/attack_e2e; a folder named after the device is made inside")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).parent / "results" / "attack_e2e",
+        help="results/attack_e2e; a folder named after the device is made inside",
+    )
     args = ap.parse_args()
     dev = device_name()
     out = args.out / "".join(ch if ch.isalnum() else "_" for ch in dev).strip("_")[:60]
@@ -122,19 +127,32 @@ def main() -> int:
             model.zero_grad(set_to_none=True)  # the cospgd loop leaves weight gradients
             ratios.append(attack / ((before + after) / 2))
             per_iter.append(attack / STEPS)
-        rows.append({"attack": name, "provider": provider, "median_ratio": statistics.median(ratios),
-                     "min_ratio": min(ratios), "max_ratio": max(ratios),
-                     "median_per_iter_ms": 1e3 * statistics.median(per_iter)})
+        rows.append(
+            {
+                "attack": name,
+                "provider": provider,
+                "median_ratio": statistics.median(ratios),
+                "min_ratio": min(ratios),
+                "max_ratio": max(ratios),
+                "median_per_iter_ms": 1e3 * statistics.median(per_iter),
+            }
+        )
         print(rows[-1], flush=True)
-    meta = {"device": dev, "torch": torch.__version__, "rounds": args.rounds,
-            "shape": list(x.shape), "steps": STEPS}
+    meta = {"device": dev, "torch": torch.__version__, "rounds": args.rounds, "shape": list(x.shape), "steps": STEPS}
     out.mkdir(parents=True, exist_ok=True)
     (out / "attack_overhead.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    lines = [f"# Attack iteration / bare forward+input-backward, interleaved ({meta})", "",
-             "| attack | provider | median ratio | min | max | median ms / iteration |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Attack iteration / bare forward+input-backward, interleaved ({meta})",
+        "",
+        "| attack | provider | median ratio | min | max | median ms / iteration |",
+        "|---|---|---|---|---|---|",
+    ]
     rows.sort(key=lambda r: (r["attack"], r["provider"]))
-    lines += [f"| {r['attack']} | {r['provider']} | {r['median_ratio']:.3f} | {r['min_ratio']:.3f} | {r['max_ratio']:.3f} | "
-              f"{r['median_per_iter_ms']:.1f} |" for r in rows]
+    lines += [
+        f"| {r['attack']} | {r['provider']} | {r['median_ratio']:.3f} | {r['min_ratio']:.3f} | {r['max_ratio']:.3f} | "
+        f"{r['median_per_iter_ms']:.1f} |"
+        for r in rows
+    ]
     (out / "attack_overhead.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

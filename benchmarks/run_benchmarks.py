@@ -92,18 +92,38 @@ def markdown(rows: list[dict], header: str) -> str:
     rows = [r for r in rows if r.get("suite") != "attack_e2e"]
     text = _table(rows, header) if rows else header + "\n"
     if e2e:
-        lines = ["", "## Attack iterations on the shipped model (per-iteration ms, fastest of the rounds; x_bare = / bare forward+input-backward)",
-                 "", "| shape | attack | provider | per_iter_ms | x_bare |", "|---|---|---|---|---|"]
+        lines = [
+            "",
+            "## Attack iterations on the shipped model (per-iteration ms, fastest of the rounds; "
+            "x_bare = / bare forward+input-backward)",
+            "",
+            "| shape | attack | provider | per_iter_ms | x_bare |",
+            "|---|---|---|---|---|",
+        ]
         for r in e2e:
-            lines.append(f"| {r['shape']} | {r['mode']} | {r['provider']} | {r['per_iter_ms']:.2f} | "
-                         f"{r.get('x_bare', float('nan')):.2f} |")
+            lines.append(
+                f"| {r['shape']} | {r['mode']} | {r['provider']} | {r['per_iter_ms']:.2f} | "
+                f"{r.get('x_bare', float('nan')):.2f} |"
+            )
         text += "\n".join(lines) + "\n"
     return text
 
 
 def _table(rows: list[dict], header: str) -> str:
-    cols = ["shape", "mode", "provider", "median_ms", "GB/s", "x_copy", "x_clone", "speedup_vs_reference",
-            "speedup_vs_compiled", "speedup_vs_upsample+fused", "speedup_vs_op", "peak_MiB"]
+    cols = [
+        "shape",
+        "mode",
+        "provider",
+        "median_ms",
+        "GB/s",
+        "x_copy",
+        "x_clone",
+        "speedup_vs_reference",
+        "speedup_vs_compiled",
+        "speedup_vs_upsample+fused",
+        "speedup_vs_op",
+        "peak_MiB",
+    ]
     cols = [c for c in cols if any(c in r for r in rows)]
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in sorted(rows, key=lambda r: (r["shape"], r["mode"], r["provider"])):
@@ -183,13 +203,24 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(tmp) / "raw.json"
-        cmd = [sys.executable, "-m", "pytest", "-q", str(HERE), "--benchmark-only", f"--benchmark-json={raw_path}",
-               "-p", "no:cacheprovider"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            str(HERE),
+            "--benchmark-only",
+            f"--benchmark-json={raw_path}",
+            "-p",
+            "no:cacheprovider",
+        ]
         if args.k:
             cmd += ["-k", args.k]
         rc = subprocess.call(cmd)
         raw = json.loads(raw_path.read_text())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
     meta = {"device": dev, "torch": torch.__version__, "python": platform.python_version(), "commit": commit}
     rows = summarise(raw) + summarise_e2e(raw)
     (out / "raw.json").write_text(json.dumps(raw, indent=1))

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from run_benchmarks import device_name  # this folder is on sys.path when the script runs
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
 from fastsegadv import attacks as A
 from fastsegadv.metrics import ConfusionMatrix
 from fastsegadv.outputs import class_prediction, logits_at
-from run_benchmarks import device_name  # this folder is on sys.path when the script runs
 
 NUM_CLASSES = 19
 EPS = 8 / 255

@@ -146,10 +146,12 @@ def test_fused_forward_backward(benchmark, shape, mode, provider):
                 return weighted_cross_entropy_reference(t, y, weighting=w, step=2, steps=10, region_state=s,
                                                         update_region_state=False, validate=False)
             _compiled[key] = torch.compile(ref, dynamic=False)
-        loss_fn = lambda: _compiled[key](z, state)
+        def loss_fn():
+            return _compiled[key](z, state)
     else:
-        loss_fn = lambda: L.weighted_cross_entropy(z, y, weighting=w, step=2, steps=10, region_state=state,
-                                                   update_region_state=False, validate=False, backend=provider)
+        def loss_fn():
+            return L.weighted_cross_entropy(z, y, weighting=w, step=2, steps=10, region_state=state,
+                                            update_region_state=False, validate=False, backend=provider)
     def step():
         (g,) = torch.autograd.grad(loss_fn(), z)
         sync()

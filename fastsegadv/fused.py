@@ -6,8 +6,10 @@ One pass over the logits computes, per pixel, the CE, the weight of every enable
 update (T -> B where wrong) and per-image statistics. On CPU the same pass writes d(sum of losses)/dz
 into a new fp32 buffer (never into the logits) and the backward scales it in place by the upstream
 gradient; the Triton and CUDA kernels instead recompute the softmax in a backward kernel (no saved
-[B, C, H, W] tensor) with the upstream gradient folded in. Reductions are fixed-order sums of per-block partials: results are bitwise repeatable.
+[B, C, H, W] tensor) with the upstream gradient folded in. Reductions are fixed-order sums of per-block
+partials: results are bitwise repeatable.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,14 +22,17 @@ from .reference.regions import region_counts, region_lambdas
 from .reference.segpgd import segpgd_lambda
 from .reference.weighted import Weighting, weighted_ce_per_pixel
 
-def encode(weighting: Weighting, step: int | None, steps: int | None,
-           update_region_state: bool) -> tuple[int, list[float]]:
+
+def encode(
+    weighting: Weighting, step: int | None, steps: int | None, update_region_state: bool
+) -> tuple[int, list[float]]:
     """Kernel flags and params (:class:`~fastsegadv.contract.Param` layout) of a weighting at t of T.
     Plain ints (``.value``): torch.compile traces this, and enum arithmetic sends dynamo into recursion."""
     flags, params = 0, [1.0] * NUM_PARAMS
     if weighting.segpgd is not None:
-        lam = segpgd_lambda(1 if step is None else step, 1 if steps is None else steps, weighting.segpgd,
-                            lam=weighting.lam)
+        lam = segpgd_lambda(
+            1 if step is None else step, 1 if steps is None else steps, weighting.segpgd, lam=weighting.lam
+        )
         flags |= Flag.SEGPGD.value
         params[Param.W_CORRECT.value], params[Param.W_WRONG.value] = 1.0 - lam, lam
     if weighting.regions:
@@ -46,8 +51,7 @@ def encode(weighting: Weighting, step: int | None, steps: int | None,
     return flags, params
 
 
-KERNELS = ("cpp", "triton", "upsample", "upsample_align_corners", "triton_upsample",
-           "triton_upsample_align_corners")
+KERNELS = ("cpp", "triton", "upsample", "upsample_align_corners", "triton_upsample", "triton_upsample_align_corners")
 
 
 def _kernels(kernel: str):
@@ -60,9 +64,14 @@ def _kernels(kernel: str):
 
             fwd, bwd = up.upsample_weighted_ce_forward, up.upsample_weighted_ce_backward
         else:
-            fwd, bwd = torch.ops.fastsegadv.upsample_weighted_ce_forward, torch.ops.fastsegadv.upsample_weighted_ce_backward
-        return (lambda z, y, st, prm, fl, ign, pp, wg, gs: fwd(z, y, st, prm, fl, ign, align_corners, pp, wg, gs),
-                lambda gs, z, y, st, prm, fl, ign: bwd(gs, z, y, st, prm, fl, ign, align_corners))
+            fwd, bwd = (
+                torch.ops.fastsegadv.upsample_weighted_ce_forward,
+                torch.ops.fastsegadv.upsample_weighted_ce_backward,
+            )
+        return (
+            lambda z, y, st, prm, fl, ign, pp, wg, gs: fwd(z, y, st, prm, fl, ign, align_corners, pp, wg, gs),
+            lambda gs, z, y, st, prm, fl, ign: bwd(gs, z, y, st, prm, fl, ign, align_corners),
+        )
     if kernel == "cpp":
         return torch.ops.fastsegadv.weighted_ce_forward, torch.ops.fastsegadv.weighted_ce_backward
     from .kernels import weighted_ce  # Triton
@@ -73,16 +82,28 @@ def _kernels(kernel: str):
 def _returns_forward_grad(kernel: str, device: torch.device, with_grad: bool, reduction: str) -> bool:
     # Only the C++ CPU kernels write the gradient in the forward pass. The upsampling one's can only be
     # scaled afterwards by a scalar (its per-pixel upstream lives at label resolution): "none" recomputes.
-    return (with_grad and not kernel.startswith("triton") and device.type == "cpu"
-            and not ("upsample" in kernel and reduction == "none"))
+    return (
+        with_grad
+        and not kernel.startswith("triton")
+        and device.type == "cpu"
+        and not ("upsample" in kernel and reduction == "none")
+    )
 
 
 # The params are a tensor (CPU float32 [6]) so that an attack step whose weights change with t (SegPGD
 # lambda(t), RP-PGD lambdas) compiles to one graph: torch.compile would bake Python floats in as constants.
 @torch.library.custom_op("fastsegadv::fused_weighted_ce", mutates_args=())
-def fused_weighted_ce(logits: torch.Tensor, labels: torch.Tensor, region_state: torch.Tensor, params: torch.Tensor,
-                      flags: int, ignore_index: int, reduction: str, kernel: str,
-                      with_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def fused_weighted_ce(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    region_state: torch.Tensor,
+    params: torch.Tensor,
+    flags: int,
+    ignore_index: int,
+    reduction: str,
+    kernel: str,
+    with_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``logits [B,C,h,w]``, ``labels [B,H,W]`` int64, ``region_state`` uint8 ``[B,H,W]`` or empty -> (loss:
     scalar or ``[B,H,W]`` per pixel, stats ``[B, 6]`` float64, the CPU forward's gradient (fp32, already
     divided by N_v for a mean) or empty, the region state after this pass's update (a new tensor; the
@@ -96,9 +117,17 @@ def fused_weighted_ce(logits: torch.Tensor, labels: torch.Tensor, region_state: 
         pre_scale = 1.0 / max(int(label_counts(labels, logits.shape[1], ignore_index)[0]), 1)
     # params stay a tensor down to the kernels, which read them from memory (a CUDA-graph replay then
     # applies each step's lambda(t); a Python float would be frozen at the recorded step)
-    per_pixel, stats, grad = fwd(logits, labels, state_after if flags & Flag.REGIONS.value else region_state,
-                                 params.to(logits.device), flags, ignore_index, reduction == "none", with_grad,
-                                 pre_scale)
+    per_pixel, stats, grad = fwd(
+        logits,
+        labels,
+        state_after if flags & Flag.REGIONS.value else region_state,
+        params.to(logits.device),
+        flags,
+        ignore_index,
+        reduction == "none",
+        with_grad,
+        pre_scale,
+    )
     n_valid = stats[:, Stat.VALID].sum()
     if reduction == "none":
         out = per_pixel.to(logits.dtype)
@@ -113,16 +142,25 @@ def fused_weighted_ce(logits: torch.Tensor, labels: torch.Tensor, region_state: 
 def _fused_weighted_ce_fake(logits, labels, region_state, params, flags, ignore_index, reduction, kernel, with_grad):
     out = logits.new_empty(tuple(labels.shape) if reduction == "none" else ())
     stats = logits.new_empty((labels.shape[0], NUM_STATS), dtype=torch.float64)
-    grad = logits.new_empty(tuple(logits.shape) if _returns_forward_grad(kernel, logits.device, with_grad, reduction)
-                            else (0,), dtype=torch.float32)
+    grad = logits.new_empty(
+        tuple(logits.shape) if _returns_forward_grad(kernel, logits.device, with_grad, reduction) else (0,),
+        dtype=torch.float32,
+    )
     state_after = torch.empty_like(region_state) if flags & Flag.REGIONS.value else region_state.new_empty((0,))
     return out, stats, grad, state_after, logits.new_empty((), dtype=torch.float64)
 
 
 @torch.library.custom_op("fastsegadv::fused_weighted_ce_recompute", mutates_args=())
-def fused_weighted_ce_recompute(scale: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
-                                region_state: torch.Tensor, params: torch.Tensor, flags: int, ignore_index: int,
-                                kernel: str) -> torch.Tensor:
+def fused_weighted_ce_recompute(
+    scale: torch.Tensor,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    region_state: torch.Tensor,
+    params: torch.Tensor,
+    flags: int,
+    ignore_index: int,
+    kernel: str,
+) -> torch.Tensor:
     """``d(sum_i scale_i * w_i CE_i)/dlogits`` recomputed from the logits (``scale`` scalar or ``[B,H,W]``)."""
     _, bwd = _kernels(kernel)
     return bwd(scale, logits, labels, region_state, params.to(logits.device), flags, ignore_index)
@@ -182,8 +220,9 @@ def fused_loss(logits, labels, region_state, params, flags, ignore_index, reduct
     with_grad = torch.is_grad_enabled() and logits.requires_grad
     if not isinstance(params, torch.Tensor):
         params = torch.tensor(params, dtype=torch.float32)
-    out, stats, _, state_after, _ = fused_weighted_ce(logits, labels.long(), region_state, params, flags,
-                                                      ignore_index, reduction, kernel, with_grad)
+    out, stats, _, state_after, _ = fused_weighted_ce(
+        logits, labels.long(), region_state, params, flags, ignore_index, reduction, kernel, with_grad
+    )
     if flags & Flag.UPDATE_STATE.value:
         region_state.copy_(state_after)  # RP-PGD's T -> B update of this pass
     return out, stats
@@ -198,20 +237,33 @@ def checked_step_arguments(weighting: Weighting, step, steps, region_state, labe
     return step, steps
 
 
-def weighted_fused_loss(logits, labels, weighting: Weighting, step, steps, region_state, update_region_state,
-                        params, ignore_index, reduction, kernel):
+def weighted_fused_loss(
+    logits,
+    labels,
+    weighting: Weighting,
+    step,
+    steps,
+    region_state,
+    update_region_state,
+    params,
+    ignore_index,
+    reduction,
+    kernel,
+):
     """:func:`fused_loss` of a weighting at t: flags and parameters encoded here unless ``params`` are
     given; the region state is passed only when the weighting uses it."""
     flags, encoded = encode(weighting, step, steps, update_region_state)
     state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
-    return fused_loss(logits, labels, state, encoded if params is None else params, flags, ignore_index,
-                      reduction, kernel)
+    return fused_loss(
+        logits, labels, state, encoded if params is None else params, flags, ignore_index, reduction, kernel
+    )
 
 
 def check_params_need_kernel(params, weighting: Weighting) -> None:
     if params is not None and weighting.needs_step:
-        raise ValueError("params= (the kernel parameters of t) needs the cpp or triton backend; the reference "
-                         "takes step= and steps=")
+        raise ValueError(
+            "params= (the kernel parameters of t) needs the cpp or triton backend; the reference takes step= and steps="
+        )
 
 
 def reference_stats(logits, labels, per_pixel, region_state, ignore_index) -> torch.Tensor:
@@ -219,8 +271,11 @@ def reference_stats(logits, labels, per_pixel, region_state, ignore_index) -> to
     valid = labels != ignore_index
     correct = (logits.detach().argmax(1) == labels) & valid
     b = labels.shape[0]
-    regions = (region_counts(region_state, valid) if region_state is not None and region_state.numel()
-               else torch.zeros((b, 3), dtype=torch.int64, device=labels.device))
+    regions = (
+        region_counts(region_state, valid)
+        if region_state is not None and region_state.numel()
+        else torch.zeros((b, 3), dtype=torch.int64, device=labels.device)
+    )
     cols = [per_pixel.detach().double().flatten(1).sum(1), valid.flatten(1).sum(1), correct.flatten(1).sum(1)]
     return torch.cat([torch.stack(cols, 1).double(), regions.double()], 1)
 
@@ -258,12 +313,22 @@ def weighted_cross_entropy(
     if name == "reference":
         check_params_need_kernel(params, weighting)
         per_pixel, valid = weighted_ce_per_pixel(
-            logits, labels, weighting=weighting, step=step, steps=steps, region_state=region_state,
-            update_region_state=update_region_state, ignore_index=ignore_index)
+            logits,
+            labels,
+            weighting=weighting,
+            step=step,
+            steps=steps,
+            region_state=region_state,
+            update_region_state=update_region_state,
+            ignore_index=ignore_index,
+        )
         out = reduce_pixels(per_pixel, valid, reduction).to(logits.dtype)
         if not return_stats:
             return out
-        return out, reference_stats(logits, labels, per_pixel, region_state if weighting.regions else None, ignore_index)
-    out, stats = weighted_fused_loss(logits, labels, weighting, step, steps, region_state, update_region_state,
-                                     params, ignore_index, reduction, name)
+        return out, reference_stats(
+            logits, labels, per_pixel, region_state if weighting.regions else None, ignore_index
+        )
+    out, stats = weighted_fused_loss(
+        logits, labels, weighting, step, steps, region_state, update_region_state, params, ignore_index, reduction, name
+    )
     return (out, stats) if return_stats else out

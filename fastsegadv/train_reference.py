@@ -75,30 +75,57 @@ def train(
         history.append({"epoch": epoch + 1, "loss": total / steps_per_epoch, "test_miou": miou})
         if progress:
             print(f"epoch {epoch + 1}: loss {total / steps_per_epoch:.4f}  test mIoU {miou:.4f}", flush=True)
-    meta = {"adversarial": adversarial, "epochs": epochs, "num_images": num_images, "batch_size": batch_size,
-            "lr": lr, "seed": seed, "eps": eps, "init": None if init is None else str(init), "seconds": time.time() - start, "history": history}
+    meta = {
+        "adversarial": adversarial,
+        "epochs": epochs,
+        "num_images": num_images,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "eps": eps,
+        "init": None if init is None else str(init),
+        "seconds": time.time() - start,
+        "history": history,
+    }
     return model.eval(), meta
 
 
 def save_checkpoint(model: TinyDeepLab, meta: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {"state_dict": model.state_dict(), "num_classes": model.num_classes,
-            "width": model.stem[0][0].out_channels, "final_test_miou": meta["history"][-1]["test_miou"],
-            "epochs": meta["epochs"], "seed": meta["seed"], "adversarial": meta["adversarial"],
-            "init": meta["init"], "lr": meta["lr"], "num_images": meta["num_images"]}
+    ckpt = {
+        "state_dict": model.state_dict(),
+        "num_classes": model.num_classes,
+        "width": model.stem[0][0].out_channels,
+        "final_test_miou": meta["history"][-1]["test_miou"],
+        "epochs": meta["epochs"],
+        "seed": meta["seed"],
+        "adversarial": meta["adversarial"],
+        "init": meta["init"],
+        "lr": meta["lr"],
+        "num_images": meta["num_images"],
+    }
     tmp = path.with_suffix(".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(path)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=["standard", "pgd_at"], default="standard",
-                   help="standard training or PGD3 adversarial training (001 Algorithm 2)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="passes over the training images (default 20 standard, 8 pgd_at)")
+    p.add_argument(
+        "--model",
+        choices=["standard", "pgd_at"],
+        default="standard",
+        help="standard training or PGD3 adversarial training (001 Algorithm 2)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="passes over the training images (default 20 standard, 8 pgd_at)"
+    )
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3 standard, 1e-3 pgd_at)")
-    p.add_argument("--init", type=Path, default=None,
-                   help="checkpoint to start from (default for pgd_at: the shipped standard model)")
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="checkpoint to start from (default for pgd_at: the shipped standard model)",
+    )
     p.add_argument("--num-images", type=int, default=3000, help="training images generated (default 3000)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, init and order (default 0)")
     p.add_argument("--output", type=Path, default=None, help="checkpoint path (default: the shipped file)")
@@ -110,8 +137,9 @@ def main(args: argparse.Namespace) -> None:
     epochs = args.epochs if args.epochs is not None else (8 if adversarial else 20)
     lr = args.lr if args.lr is not None else (1e-3 if adversarial else 3e-3)
     init = args.init if args.init is not None or not adversarial else checkpoint_path("standard")
-    model, meta = train(adversarial=adversarial, epochs=epochs, num_images=args.num_images, seed=args.seed,
-                        lr=lr, init=init)
+    model, meta = train(
+        adversarial=adversarial, epochs=epochs, num_images=args.num_images, seed=args.seed, lr=lr, init=init
+    )
     out = args.output or checkpoint_path(args.model)
     save_checkpoint(model, meta, Path(out))
     print(f"saved {out} (test mIoU {meta['history'][-1]['test_miou']:.4f}, {meta['seconds']:.0f} s)")

@@ -24,8 +24,17 @@ import torch
 import triton
 import triton.language as tl
 
-from .weighted_ce import (NUM_STATS, REGIONS, UPDATE_STATE, backward_terms, forward_block, grad_tile, load_tile,
-                          kernel_params, load_params)
+from .weighted_ce import (
+    NUM_STATS,
+    REGIONS,
+    UPDATE_STATE,
+    backward_terms,
+    forward_block,
+    grad_tile,
+    kernel_params,
+    load_params,
+    load_tile,
+)
 
 BLOCK_J = 32
 

@@ -17,6 +17,7 @@ import triton.language as tl
 
 from ..contract import NUM_PARAMS, NUM_STATS, Flag
 
+
 class _Flag(tl.constexpr):
     """A flag bit of csrc/weighting.h as a ``tl.constexpr``: the only kind of module global Triton's compiler
     lets @jit code read (a plain int runs in the interpreter but does not compile for a GPU). ``int & flag``

@@ -9,7 +9,7 @@ have() { "$PY" -c "$1" >/dev/null 2>&1; }
 
 have "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '2.13.0' else 1)" \
   || "$PY" -m pip install -q torch==2.13.0
-have "import fastsegadv, pytest, pytest_benchmark, triton, sklearn, tqdm, matplotlib, scipy, ninja, yaml, PIL, transformers; import fastsegadv._C" \
+have "import fastsegadv, pytest, pytest_benchmark, triton, sklearn, tqdm, matplotlib, scipy, ninja, yaml, PIL, transformers, ruff; import fastsegadv._C" \
   && [ "$("$PY" -c 'import fastsegadv, os; print(os.path.realpath(os.path.dirname(fastsegadv.__file__)))')" = "$(realpath fastsegadv)" ] \
   || "$PY" -m pip install -q --no-build-isolation -e ".[test]"
 have "import cospgd, torchattacks" || "$PY" -m pip install -q --no-deps cospgd torchattacks

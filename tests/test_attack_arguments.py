@@ -18,14 +18,24 @@ from fastsegadv.evaluation import EvalConfig
 from fastsegadv.metrics import dataset_miou
 
 # the attack modules (``fastsegadv.attacks.fgsm`` etc. are shadowed by the functions of the same name)
-DRIVER, FGSM, SEGPGD, PGD = (importlib.import_module(f"fastsegadv.attacks.{m}") for m in ("driver", "fgsm", "segpgd", "pgd"))
+DRIVER, FGSM, SEGPGD, PGD = (
+    importlib.import_module(f"fastsegadv.attacks.{m}") for m in ("driver", "fgsm", "segpgd", "pgd")
+)
 
 
-@pytest.mark.parametrize("attack, kwargs", [
-    (A.segpgd, dict(eps=8)), (A.pgd, dict(eps=8 / 255, alpha=2)), (A.ifgsm, dict(eps=8)), (A.fgsm, dict(eps=4)),
-    (A.rp_pgd, dict(eps=16)), (A.pixel_subset_ifgsm, dict(eps=8, num_pixels=10)), (A.apgd, dict(eps=8)),
-    (A.dag, dict(eps=8)),
-])
+@pytest.mark.parametrize(
+    "attack, kwargs",
+    [
+        (A.segpgd, dict(eps=8)),
+        (A.pgd, dict(eps=8 / 255, alpha=2)),
+        (A.ifgsm, dict(eps=8)),
+        (A.fgsm, dict(eps=4)),
+        (A.rp_pgd, dict(eps=16)),
+        (A.pixel_subset_ifgsm, dict(eps=8, num_pixels=10)),
+        (A.apgd, dict(eps=8)),
+        (A.dag, dict(eps=8)),
+    ],
+)
 def test_eps_on_the_0_255_scale_is_refused_before_any_work(attack, kwargs, tiny_model, batch):
     x, y = batch
     calls = []
@@ -100,7 +110,7 @@ def test_l2_random_start_is_uniform_in_the_ball():
     assert abs(r.median().item() - 0.5 ** (1 / 48)) < 0.005
     n = 48
     for q in (0.9, 0.95):  # the CDF r^n at two radii
-        assert abs((r <= q).float().mean().item() - q ** n) < 0.02
+        assert abs((r <= q).float().mean().item() - q**n) < 0.02
 
 
 @dataclass
@@ -126,10 +136,16 @@ def test_dataset_miou_reads_any_model_output(kind):
     net = nn.Conv2d(3, 4, 1)
     x = torch.rand(5, 3, 16, 16)
     y = torch.randint(0, 4, (5, 16, 16))
-    expected_pred = F.interpolate(net(F.avg_pool2d(x, 4)), size=(16, 16), mode="bilinear",
-                                  align_corners=False).argmax(1)
+    expected_pred = F.interpolate(net(F.avg_pool2d(x, 4)), size=(16, 16), mode="bilinear", align_corners=False).argmax(
+        1
+    )
     y = torch.where(torch.rand(5, 16, 16) < 0.5, expected_pred, y)
-    plain = dataset_miou(lambda t: F.interpolate(net(F.avg_pool2d(t, 4)), size=(16, 16), mode="bilinear",
-                                                 align_corners=False), x, y, num_classes=4, batch_size=2)
+    plain = dataset_miou(
+        lambda t: F.interpolate(net(F.avg_pool2d(t, 4)), size=(16, 16), mode="bilinear", align_corners=False),
+        x,
+        y,
+        num_classes=4,
+        batch_size=2,
+    )
     assert dataset_miou(Wrapped(net, kind), x, y, num_classes=4, batch_size=2) == pytest.approx(plain)
     assert not math.isnan(plain)

@@ -87,7 +87,9 @@ class GarbageAtIgnored(nn.Module):
 
     def forward(self, x):
         out = self.model(x)
-        return out + self.mask[:, None] * 40 * torch.sin(7 * x.sum(1, keepdim=True) + torch.arange(out.shape[1]).view(1, -1, 1, 1))
+        return out + self.mask[:, None] * 40 * torch.sin(
+            7 * x.sum(1, keepdim=True) + torch.arange(out.shape[1]).view(1, -1, 1, 1)
+        )
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -230,13 +232,16 @@ def test_ifgsm_iteration_rule():
     assert [A.ifgsm_iterations(e) for e in (0.25, 1, 2, 4, 8, 16, 32)] == [1, 1, 2, 5, 10, 20, 36]
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(eps=-0.1), ValueError, "eps"),
-    (dict(alpha=float("nan")), ValueError, "alpha"),
-    (dict(steps=0), ValueError, "steps"),
-    (dict(steps=2.5), ValueError, "steps"),
-    (dict(restarts=0), ValueError, "restarts"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(eps=-0.1), ValueError, "eps"),
+        (dict(alpha=float("nan")), ValueError, "alpha"),
+        (dict(steps=0), ValueError, "steps"),
+        (dict(steps=2.5), ValueError, "steps"),
+        (dict(restarts=0), ValueError, "restarts"),
+    ],
+)
 def test_bad_hyper_parameters(kwargs, exc, match, tiny_model, batch):
     x, y = batch
     with pytest.raises(exc, match=match):

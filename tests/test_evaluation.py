@@ -10,10 +10,10 @@ from fastsegadv import atomic_io
 from fastsegadv.attacks import pgd
 from fastsegadv.attacks.registry import AttackSpec
 from fastsegadv.datasets import DigitScenes
+from fastsegadv.distributed.context import DistContext
 from fastsegadv.evaluation import EvalConfig, batch_ranges, evaluate_model, write_report
 from fastsegadv.metrics import ConfusionMatrix, dataset_miou
 from fastsegadv.models import load_pretrained
-from fastsegadv.distributed.context import DistContext
 
 NUM_CLASSES = 11
 
@@ -103,7 +103,8 @@ def _tables(model, ds, batch_sizes):
 
 def test_table_is_the_same_for_batch_sizes_1_3_and_16(setup):
     """Per-image seeds and per-image losses: with convolutions that do not depend on the batch (PyTorch's
-    native CPU convolution, one image at a time; oneDNN's batched ones round differently), the whole table (and the per-image worst case) is identical whether images are attacked one by one, three
+    native CPU convolution, one image at a time; oneDNN's batched ones round differently), the whole table
+    (and the per-image worst case) is identical whether images are attacked one by one, three
     at a time or all together (16 > 6 images: one batch), for attacks with random starts, region state, a
     hybrid loss (RP-PGD, beta = 0.75), the I-FGSM schedule and random pixel subsets."""
     model, ds = setup
@@ -132,8 +133,9 @@ def test_model_is_untouched(setup):
     model, ds = setup
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    evaluate_model(model, ds, EvalConfig(attacks=["pgd@1"], batch_size=6, progress=False, curves=False),
-                   num_classes=NUM_CLASSES)
+    evaluate_model(
+        model, ds, EvalConfig(attacks=["pgd@1"], batch_size=6, progress=False, curves=False), num_classes=NUM_CLASSES
+    )
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.requires_grad for p in model.parameters())
     model.eval()
@@ -141,8 +143,15 @@ def test_model_is_untouched(setup):
 
 def test_report_folder(result, tmp_path):
     write_report([result], tmp_path, title="t")
-    for name in ("robustness.md", "robustness.csv", "robustness.json", "details.csv", "per_image.csv",
-                 "curves_miou.png", "curves_misratio_loss.png"):
+    for name in (
+        "robustness.md",
+        "robustness.csv",
+        "robustness.json",
+        "details.csv",
+        "per_image.csv",
+        "curves_miou.png",
+        "curves_misratio_loss.png",
+    ):
         assert (tmp_path / name).stat().st_size > 0, name
     rows = list(csv.DictReader(open(tmp_path / "robustness.csv")))
     assert float(rows[0]["PGD3"]) == pytest.approx(result.row()["PGD3"])
@@ -207,8 +216,12 @@ def test_greedy_choice_on_a_constructed_case():
 
 def test_sea_preset_expands_to_the_apgd_members():
     cfg = EvalConfig(attacks=["sea@20", "pgd@10"])
-    assert [str(a) for a in cfg.attacks] == ["apgd:loss='masked_ce'@20", "apgd:loss='js'@20", "apgd:loss='ce'@20",
-                                            "pgd@10"]
+    assert [str(a) for a in cfg.attacks] == [
+        "apgd:loss='masked_ce'@20",
+        "apgd:loss='js'@20",
+        "apgd:loss='ce'@20",
+        "pgd@10",
+    ]
 
 
 def test_norm_columns(result):
@@ -219,8 +232,11 @@ def test_norm_columns(result):
 
 def test_cw_deepfool_and_bim_l2_columns(setup):
     model, ds = setup
-    cfg = EvalConfig(attacks=["cw_l2:c=5.0,lr=0.02@5", "deepfool@5", "bim_l2:eps=1.0,alpha=0.2@5", "apgd@4"],
-                     batch_size=6, progress=False)
+    cfg = EvalConfig(
+        attacks=["cw_l2:c=5.0,lr=0.02@5", "deepfool@5", "bim_l2:eps=1.0,alpha=0.2@5", "apgd@4"],
+        batch_size=6,
+        progress=False,
+    )
     r = evaluate_model(model, ds, cfg, num_classes=NUM_CLASSES)
     row = r.row()
     assert {"CW(c=5.0,lr=0.02)5", "DeepFool5", "BIM-L2(alpha=0.2,eps=1.0)5", "APGD4"} <= set(row)
@@ -233,7 +249,8 @@ def test_cw_deepfool_and_bim_l2_columns(setup):
 
 def test_rp_pgd_reuses_the_clean_prediction(setup):
     model, ds = setup
-    r = evaluate_model(model, ds, EvalConfig(attacks=["rp_pgd@2"], batch_size=6, progress=False, curves=False),
-                       num_classes=NUM_CLASSES)
+    r = evaluate_model(
+        model, ds, EvalConfig(attacks=["rp_pgd@2"], batch_size=6, progress=False, curves=False), num_classes=NUM_CLASSES
+    )
     d = {x["attack"]: x for x in r.details()}
     assert d["RP-PGD2"]["forwards_per_image"] == 3  # 2 iterations + the evaluation forward; no extra clean pass

@@ -168,7 +168,8 @@ def test_opcheck():
 
 def test_torch_compile_traces_the_op():
     z, y, state = make_case(2, 19, 6, 7, seed=13)
-    f = lambda t: L.weighted_cross_entropy(t, y, weighting=MODES["segpgd_linear"], step=2, steps=5,
-                                           backend="cpp", validate=False)
+    def f(t):
+        return L.weighted_cross_entropy(t, y, weighting=MODES["segpgd_linear"], step=2, steps=5, backend="cpp",
+                                        validate=False)
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
     torch.testing.assert_close(compiled(z), f(z))

@@ -61,9 +61,12 @@ def test_low_precision_is_no_worse_than_the_reference_in_that_dtype(dtype):
     exact, exact_g, _ = _run(upsample_weighted_cross_entropy_reference, z.detach().double().requires_grad_(True), y,
                              "segpgd", "mean", False, torch.tensor(1.0, dtype=torch.float64))
     zl = z.detach().to(dtype).requires_grad_(True)
-    ours, ours_g, _ = _run(upsample_weighted_cross_entropy, zl, y, "segpgd", "mean", False, torch.tensor(1.0, dtype=dtype))
-    ref, ref_g, _ = _run(upsample_weighted_cross_entropy_reference, zl, y, "segpgd", "mean", False,
-                         torch.tensor(1.0, dtype=dtype))
+    ours, ours_g, _ = _run(
+        upsample_weighted_cross_entropy, zl, y, "segpgd", "mean", False, torch.tensor(1.0, dtype=dtype)
+    )
+    ref, ref_g, _ = _run(
+        upsample_weighted_cross_entropy_reference, zl, y, "segpgd", "mean", False, torch.tensor(1.0, dtype=dtype)
+    )
     assert ours.dtype == dtype and ours_g.dtype == dtype
     err = lambda a, b: float((a.detach().double() - b.detach()).abs().max())  # noqa: E731
     assert err(ours, exact) <= err(ref, exact) + 1e-3
@@ -101,12 +104,16 @@ def test_opcheck():
     flags, params = encode(Weighting(segpgd="linear"), 2, 5, True)
     params = torch.tensor(params)
     state = torch.empty(0, dtype=torch.uint8)
-    torch.library.opcheck(torch.ops.fastsegadv.upsample_weighted_ce_forward.default,
-                          (z.detach(), y, state, params, flags, 255, False, True, True, 1.0),
-                          test_utils=("test_schema", "test_faketensor"))
-    torch.library.opcheck(torch.ops.fastsegadv.upsample_weighted_ce_backward.default,
-                          (torch.tensor(0.5), z.detach(), y, state, params, flags, 255, True),
-                          test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(
+        torch.ops.fastsegadv.upsample_weighted_ce_forward.default,
+        (z.detach(), y, state, params, flags, 255, False, True, True, 1.0),
+        test_utils=("test_schema", "test_faketensor"),
+    )
+    torch.library.opcheck(
+        torch.ops.fastsegadv.upsample_weighted_ce_backward.default,
+        (torch.tensor(0.5), z.detach(), y, state, params, flags, 255, True),
+        test_utils=("test_schema", "test_faketensor"),
+    )
 
 
 class _QuarterRes(torch.nn.Module):

@@ -77,9 +77,15 @@ def test_channels_last_bf16_and_deterministic():
     assert torch.equal(g, again)
     # fp32 accumulation from bf16 logits: no worse than the bf16 reference against the fp64 truth, up to one
     # ulp of the final rounding (the interpreter rounds fp32 -> bf16 toward zero; GPUs round to nearest)
-    exact, exact_g = _loss_and_grad(upsample_weighted_cross_entropy_reference,
-                                    zl.detach().double().requires_grad_(True), y, torch.tensor(1.0, dtype=torch.float64))
-    ref, ref_g = _loss_and_grad(upsample_weighted_cross_entropy_reference, zl, y, torch.tensor(1.0, dtype=torch.bfloat16))
+    exact, exact_g = _loss_and_grad(
+        upsample_weighted_cross_entropy_reference,
+        zl.detach().double().requires_grad_(True),
+        y,
+        torch.tensor(1.0, dtype=torch.float64),
+    )
+    ref, ref_g = _loss_and_grad(
+        upsample_weighted_cross_entropy_reference, zl, y, torch.tensor(1.0, dtype=torch.bfloat16)
+    )
     err = lambda a, b: float((a.detach().double() - b.detach()).abs().max())  # noqa: E731
     assert err(out, exact) <= err(ref, exact) + 1e-3
     assert err(g, exact_g) <= err(ref_g, exact_g) + torch.finfo(torch.bfloat16).eps * float(exact_g.abs().max())
@@ -87,8 +93,9 @@ def test_channels_last_bf16_and_deterministic():
 
 def test_all_ignored_gives_zero():
     z, y = _case(*SHAPES["x4"])
-    out, g = _loss_and_grad(upsample_weighted_cross_entropy, z, torch.full_like(y, 255), torch.tensor(1.0),
-                            backend="triton")
+    out, g = _loss_and_grad(
+        upsample_weighted_cross_entropy, z, torch.full_like(y, 255), torch.tensor(1.0), backend="triton"
+    )
     assert float(out) == 0.0 and not g.any()
 
 

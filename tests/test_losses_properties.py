@@ -34,7 +34,9 @@ def test_gradcheck_float64(name, reduction):
     z, y = data()
     z.requires_grad_(True)
     # argmax/topk are piecewise constant: gradcheck holds away from ties, which random logits avoid
-    assert torch.autograd.gradcheck(lambda t: run(t, y, WEIGHTINGS[name], reduction=reduction), (z,), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(
+        lambda t: run(t, y, WEIGHTINGS[name], reduction=reduction), (z,), eps=1e-6, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", sorted(DETACHED))
@@ -45,7 +47,8 @@ def test_detached_weight_gradient_is_weight_times_ce_gradient(name):
     ce = L.cross_entropy(z, y, reduction="none")
     w0 = (run(z, y, w, reduction="none") / ce.clamp_min(1e-30)).detach()
     n_valid = (y != 255).sum()
-    frozen = lambda t: (w0 * L.cross_entropy(t, y, reduction="none")).sum() / n_valid
+    def frozen(t):
+        return (w0 * L.cross_entropy(t, y, reduction="none")).sum() / n_valid
     zz = z.clone().requires_grad_(True)
     (analytic,) = torch.autograd.grad(run(zz, y, w), zz)
     assert torch.autograd.gradcheck(frozen, (z.clone().requires_grad_(True),), eps=1e-6, atol=1e-6)
@@ -134,14 +137,17 @@ def test_half_precision_inputs_are_evaluated_in_fp32():
         torch.testing.assert_close(out.float(), L.cross_entropy(z.to(dt).float(), y), atol=1e-2, rtol=1e-2)
 
 
-@pytest.mark.parametrize("bad,exc,match", [
-    (lambda z, y: (z[0], y), ValueError, "logits"),
-    (lambda z, y: (z, y.float()), TypeError, "labels must be an integer"),
-    (lambda z, y: (z, y[:, :2]), ValueError, "labels shape"),
-    (lambda z, y: (z, torch.full_like(y, 7)), ValueError, "outside"),
-    (lambda z, y: (z, torch.full_like(y, -3)), ValueError, "outside"),
-    (lambda z, y: (z.long(), y), TypeError, "floating"),
-])
+@pytest.mark.parametrize(
+    "bad,exc,match",
+    [
+        (lambda z, y: (z[0], y), ValueError, "logits"),
+        (lambda z, y: (z, y.float()), TypeError, "labels must be an integer"),
+        (lambda z, y: (z, y[:, :2]), ValueError, "labels shape"),
+        (lambda z, y: (z, torch.full_like(y, 7)), ValueError, "outside"),
+        (lambda z, y: (z, torch.full_like(y, -3)), ValueError, "outside"),
+        (lambda z, y: (z.long(), y), TypeError, "floating"),
+    ],
+)
 def test_bad_inputs(bad, exc, match):
     z, y = data(dtype=torch.float32)
     with pytest.raises(exc, match=match):

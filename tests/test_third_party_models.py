@@ -244,7 +244,8 @@ def test_feature_hook_resolves_segformer_classifier(segformer, seg_batch):
 
 def test_rp_pgd_default_feature_layer_on_segformer(monkeypatch, segformer, seg_batch):
     """RP-PGD with ``feature_layer=None`` on SegFormer (many Conv2d's in the encoder, Hugging Face's own
-    output-capturing hooks on the model, logits in a ``SemanticSegmenterOutput``): the prototype term reads the input of ``decode_head.classifier`` at every step, and the attack is a
+    output-capturing hooks on the model, logits in a ``SemanticSegmenterOutput``): the prototype term reads
+    the input of ``decode_head.classifier`` at every step, and the attack is a
     valid ℓ∞ perturbation that leaves the model untouched."""
     x, y = seg_batch
     model = segformer.eval()
@@ -331,6 +332,7 @@ def test_evaluation_harness_on_segformer(segformer):
 # torchvision layout: backbone, classifier, aux_classifier (registered last, runs in eval)
 # --------------------------------------------------------------------------------------------------------
 
+
 def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
@@ -338,8 +340,13 @@ def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 def fcn_head(cin: int, channels: int, num_classes: int) -> nn.Sequential:
     """torchvision's ``FCNHead``, flat: conv-BN-ReLU-dropout-conv, so the final conv is ``<head>.4`` (as in
     torchvision's FCN and DeepLabV3 heads)."""
-    return nn.Sequential(nn.Conv2d(cin, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),
-                         nn.Dropout(0.1), nn.Conv2d(channels, num_classes, 1))
+    return nn.Sequential(
+        nn.Conv2d(cin, channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+        nn.Dropout(0.1),
+        nn.Conv2d(channels, num_classes, 1),
+    )
 
 
 class TorchvisionStyleBackbone(nn.Module):
@@ -372,8 +379,9 @@ class TorchvisionStyleSegmenter(nn.Module):
         features = self.backbone(x)
         out = OrderedDict()
         out["out"] = F.interpolate(self.classifier(features["out"]), size=size, mode="bilinear", align_corners=False)
-        out["aux"] = F.interpolate(self.aux_classifier(features["aux"]), size=size, mode="bilinear",
-                                   align_corners=False)
+        out["aux"] = F.interpolate(
+            self.aux_classifier(features["aux"]), size=size, mode="bilinear", align_corners=False
+        )
         return out
 
 
@@ -416,6 +424,7 @@ def test_rp_pgd_on_torchvision_layout_uses_main_classifier_features(monkeypatch,
 # --------------------------------------------------------------------------------------------------------
 # mmseg layout: backbone, decode_head (conv_seg), auxiliary_head registered last and run only in training
 # --------------------------------------------------------------------------------------------------------
+
 
 class MMSegStyleHead(nn.Module):
     """mmseg's ``BaseDecodeHead`` shape: convs, dropout, then the classifier ``conv_seg``."""

@@ -20,8 +20,11 @@ NUM_CLASSES = 11
 
 
 def _snapshot(model):
-    return ({n: m.training for n, m in model.named_modules()}, {n: p.requires_grad for n, p in model.named_parameters()},
-            {n: b.clone() for n, b in model.named_buffers()})
+    return (
+        {n: m.training for n, m in model.named_modules()},
+        {n: p.requires_grad for n, p in model.named_parameters()},
+        {n: b.clone() for n, b in model.named_buffers()},
+    )
 
 
 def test_adversarial_batch_keeps_the_clean_half_and_the_model(tiny_model, batch):
@@ -45,8 +48,9 @@ def test_adversarial_batch_keeps_the_clean_half_and_the_model(tiny_model, batch)
 def test_adversarial_batch_runs_the_named_attack_in_eval_mode(tiny_model, batch):
     images, labels = batch
     tiny_model.train()
-    x_at, _, n_clean = adversarial_batch(tiny_model, images, labels, attack="pgd@3", eps=8 / 255, alpha=0.01,
-                                         clean_fraction=0.5, seed=[5, 6])
+    x_at, _, n_clean = adversarial_batch(
+        tiny_model, images, labels, attack="pgd@3", eps=8 / 255, alpha=0.01, clean_fraction=0.5, seed=[5, 6]
+    )
     expected = pgd(tiny_model.eval(), images[1:], labels[1:], eps=8 / 255, alpha=0.01, steps=3, seed=[6])
     assert n_clean == 1 and torch.equal(x_at[1:], expected)
 
@@ -58,10 +62,16 @@ def test_unknown_attack_name_is_a_clear_error(tiny_model, batch):
         TrainConfig(attack="segpdg@3")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"epochs": 0}, "epochs"), ({"clean_fraction": 1.5}, "clean_fraction"), ({"eps": -1.0}, "eps"),
-    ({"optimizer": "adam"}, "optimizer"), ({"amp": "fp8"}, "amp"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"clean_fraction": 1.5}, "clean_fraction"),
+        ({"eps": -1.0}, "eps"),
+        ({"optimizer": "adam"}, "optimizer"),
+        ({"amp": "fp8"}, "amp"),
+    ],
+)
 def test_train_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
@@ -70,8 +80,12 @@ def test_train_config_rejects_bad_values(kwargs, match):
 def test_per_image_seeds_make_the_random_start_independent_of_the_batch(tiny_model, batch):
     images, labels = batch
     together = pgd(tiny_model, images, labels, eps=8 / 255, alpha=0.0, steps=1, seed=[11, 12])
-    alone = torch.cat([pgd(tiny_model, images[i:i + 1], labels[i:i + 1], eps=8 / 255, alpha=0.0, steps=1, seed=[s])
-                       for i, s in enumerate([11, 12])])
+    alone = torch.cat(
+        [
+            pgd(tiny_model, images[i : i + 1], labels[i : i + 1], eps=8 / 255, alpha=0.0, steps=1, seed=[s])
+            for i, s in enumerate([11, 12])
+        ]
+    )
     assert torch.equal(together, alone)
     with pytest.raises(ValueError, match="per-image seeds"):
         pgd(tiny_model, images, labels, steps=1, seed=[1, 2, 3])
@@ -84,8 +98,10 @@ def test_adversarial_training_loss_is_the_sum_of_the_two_means_plus_aux():
     y[0, :3] = 255
     loss = adversarial_training_loss(out, y, n_clean=2, aux_weights={"aux": 0.4})
     aux = F.interpolate(out["aux"], size=(8, 8), mode="bilinear", align_corners=False)
-    expected = sum(w * (F.cross_entropy(z[:2], y[:2], ignore_index=255) + F.cross_entropy(z[2:], y[2:], ignore_index=255))
-                   for w, z in ((1.0, out["out"]), (0.4, aux)))
+    expected = sum(
+        w * (F.cross_entropy(z[:2], y[:2], ignore_index=255) + F.cross_entropy(z[2:], y[2:], ignore_index=255))
+        for w, z in ((1.0, out["out"]), (0.4, aux))
+    )
     torch.testing.assert_close(loss, expected)
     with pytest.raises(KeyError, match="aux_weights names head 'aux2'"):
         adversarial_training_loss(out, y, n_clean=2, aux_weights={"aux2": 0.4})
@@ -141,8 +157,27 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path):
     assert strip(hist_a) == strip(hist_c)
 
 
-TRAIN_CMD = [sys.executable, "-m", "fastsegadv", "train", "--attack", "pgd@2", "--epochs", "2", "--num-images", "48",
-             "--val-split", "none", "--image-size", "32", "--width", "8", "--batch-size", "8", "--no-progress"]
+TRAIN_CMD = [
+    sys.executable,
+    "-m",
+    "fastsegadv",
+    "train",
+    "--attack",
+    "pgd@2",
+    "--epochs",
+    "2",
+    "--num-images",
+    "48",
+    "--val-split",
+    "none",
+    "--image-size",
+    "32",
+    "--width",
+    "8",
+    "--batch-size",
+    "8",
+    "--no-progress",
+]
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path):

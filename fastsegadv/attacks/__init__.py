@@ -10,8 +10,8 @@ from .cw import cw_l2
 from .dag import dag
 from .deepfool import deepfool
 from .driver import mis_ratio_per_image, run_attack
-from .margins import perturbation_norms
 from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_iterations, ifgsm_ll, least_likely_labels
+from .margins import perturbation_norms
 from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import DagMargin, Objective, RegionPrototype, WeightedCE
 from .pgd import bim_l2, pgd
@@ -21,8 +21,43 @@ from .segpgd import segfgsm, segpgd
 from .trace import AttackTrace
 from .uncertainty import pixel_subset_ifgsm, random_pixel_mask, uncertainty_fgsm, uncertainty_ifgsm, uncertainty_pgd
 
-__all__ = list(ATTACKS) + [
-    "ATTACKS", "REGISTRY", "AttackSpec", "get_attack", "AttackTrace", "run_attack", "mis_ratio_per_image", "ifgsm_iterations", "least_likely_labels",
-    "NormalizedModel", "FeatureHook", "extract_logits", "logits_at", "frozen_for_attack", "Objective", "WeightedCE",
-    "RegionPrototype", "DagMargin", "random_pixel_mask", "perturbation_norms",
+__all__ = [
+    "fgsm",
+    "fgsm_ll",
+    "ifgsm",
+    "ifgsm_ll",
+    "pgd",
+    "bim_l2",
+    "segpgd",
+    "segfgsm",
+    "cospgd",
+    "rp_pgd",
+    "uncertainty_fgsm",
+    "uncertainty_ifgsm",
+    "uncertainty_pgd",
+    "pixel_subset_ifgsm",
+    "dag",
+    "cw_l2",
+    "deepfool",
+    "apgd",
+    "ATTACKS",
+    "REGISTRY",
+    "AttackSpec",
+    "get_attack",
+    "AttackTrace",
+    "run_attack",
+    "mis_ratio_per_image",
+    "ifgsm_iterations",
+    "least_likely_labels",
+    "NormalizedModel",
+    "FeatureHook",
+    "extract_logits",
+    "logits_at",
+    "frozen_for_attack",
+    "Objective",
+    "WeightedCE",
+    "RegionPrototype",
+    "DagMargin",
+    "random_pixel_mask",
+    "perturbation_norms",
 ]

@@ -20,9 +20,10 @@ import torch
 import torch.nn as nn
 
 from .driver import mis_ratio_per_image
-from .perturbation import per_image_generators, random_start as random_start_point
 from .margins import per_image_mean, pixel_loss
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
+from .perturbation import per_image_generators
+from .perturbation import random_start as random_start_point
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
@@ -62,7 +63,9 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
                 (g,) = torch.autograd.grad(per_img.sum(), v)
             return per_img.detach(), g, logits.detach()
 
-        x_cur = random_start_point(x, eps, "linf", per_image_generators(seed, b, x.device)) if random_start else x.clone()
+        x_cur = (
+            random_start_point(x, eps, "linf", per_image_generators(seed, b, x.device)) if random_start else x.clone()
+        )
         f_cur, g_cur, logits = evaluate(x_cur)
         check_label_range(labels, logits.shape[1], ignore_index)
         eta = torch.full((b,), 2 * eps, device=x.device)

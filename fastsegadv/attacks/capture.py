@@ -17,7 +17,6 @@ import warnings
 
 import torch
 
-
 RECOMPILE_LIMIT = 64
 
 

@@ -1,27 +1,41 @@
 """Carlini & Wagner ℓ2 (2017) for dense outputs, the CW column of 001 Tables 1-2.
 
-    x(w) = (tanh(w) + 1) / 2,   minimise_w  ||x(w) - x||_2^2 + c * mean_{i valid} max(z_y(i) - max_{k != y} z_k(i) + kappa, 0)
+    x(w) = (tanh(w) + 1) / 2,
+    minimise_w  ||x(w) - x||_2^2 + c * mean_{i valid} max(z_y(i) - max_{k != y} z_k(i) + kappa, 0)
 
 with Adam on w (tanh space keeps x in [0, 1]); the margin term is averaged over each image's valid
 pixels so ``c`` does not depend on the resolution. Per image the iterate with the highest MisRatio is
 kept (ties: the smaller ℓ2 norm). Unbounded: report its norms (``perturbation_norms``), or give
 ``max_norm`` to project every iterate on an ℓ2 ball.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
 from .driver import mis_ratio_per_image
-from .perturbation import per_image_norm
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
+from .perturbation import per_image_norm
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
-def cw_l2(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, c: float = 1.0, kappa: float = 0.0,
-          steps: int = 100, lr: float = 0.01, max_norm: float | None = None, ignore_index: int = 255,
-          normalization: tuple | None = None, eval_mode: bool = True, **unused) -> torch.Tensor:
+def cw_l2(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    c: float = 1.0,
+    kappa: float = 0.0,
+    steps: int = 100,
+    lr: float = 0.01,
+    max_norm: float | None = None,
+    ignore_index: int = 255,
+    normalization: tuple | None = None,
+    eval_mode: bool = True,
+    **unused,
+) -> torch.Tensor:
     """Adversarial images ``[B, 3, H, W]``. ``c``: weight of the margin term; ``kappa``: confidence;
     ``lr``: Adam's step size in tanh space."""
     reject_unknown_options(unused, "cw_l2")

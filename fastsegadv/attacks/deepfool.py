@@ -17,9 +17,9 @@ import torch
 import torch.nn as nn
 
 from .driver import mis_ratio_per_image
-from .perturbation import per_image_norm
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
+from .perturbation import per_image_norm
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 

@@ -8,8 +8,8 @@ with ``step`` = sign (ℓ∞), g/||g||_2 (ℓ2, BIM-ℓ2) or g/||g||_∞ (DAG), 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -17,9 +17,18 @@ import torch.nn as nn
 from ..backend import choose_backend
 from ..fused_upsample import upsample_backend
 from .capture import CapturedStep
-from .model_io import FeatureHook, channels_last_weights, class_prediction, NormalizedModel, extract_logits, frozen_for_attack, logits_at
+from .model_io import (
+    FeatureHook,
+    NormalizedModel,
+    channels_last_weights,
+    class_prediction,
+    extract_logits,
+    frozen_for_attack,
+    logits_at,
+)
 from .objectives import Objective
-from .perturbation import per_image_generators, per_image_norm, project, random_start as random_start_point
+from .perturbation import per_image_generators, per_image_norm, project
+from .perturbation import random_start as random_start_point
 from .step import linf_step
 from .trace import AttackTrace
 from .validation import check_attack_inputs, check_label_range

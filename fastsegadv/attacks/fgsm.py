@@ -38,30 +38,81 @@ def fgsm(model, images, labels, *, eps: float, ignore_index: int = 255, **option
                       steps=1, ignore_index=ignore_index, **options)
 
 
-def fgsm_ll(model, images, labels, *, eps: float, ignore_index: int = 255, normalization=None, **options) -> torch.Tensor:
+def fgsm_ll(
+    model, images, labels, *, eps: float, ignore_index: int = 255, normalization=None, **options
+) -> torch.Tensor:
     """FGSM II: one step of descent on ``CE(f(x), y_LL)`` with ``y_LL`` the least-likely class of the clean
     prediction per pixel (Kurakin et al.; 002 §3)."""
     check_attack_inputs(model, images, labels, eps=eps, alpha=eps, steps=1)
     target = least_likely_labels(model, images, labels, ignore_index=ignore_index, normalization=normalization)
-    return run_attack(model, images, labels, objective=Objective(ignore_index=ignore_index), eps=eps, alpha=eps,
-                      steps=1, targeted_labels=target, ignore_index=ignore_index, normalization=normalization, **options)
+    return run_attack(
+        model,
+        images,
+        labels,
+        objective=Objective(ignore_index=ignore_index),
+        eps=eps,
+        alpha=eps,
+        steps=1,
+        targeted_labels=target,
+        ignore_index=ignore_index,
+        normalization=normalization,
+        **options,
+    )
 
 
-def ifgsm(model, images, labels, *, eps: float, alpha: float = 1 / 255, steps: int | None = None,
-          ignore_index: int = 255, **options) -> torch.Tensor:
+def ifgsm(
+    model,
+    images,
+    labels,
+    *,
+    eps: float,
+    alpha: float = 1 / 255,
+    steps: int | None = None,
+    ignore_index: int = 255,
+    **options,
+) -> torch.Tensor:
     """I-FGSM / BIM (Kurakin et al. 2017; 004 Eq. 3): no random start; ``steps`` defaults to
     :func:`ifgsm_iterations` of ``eps * 255``."""
     steps = ifgsm_iterations(eps * 255) if steps is None else steps
-    return run_attack(model, images, labels, objective=Objective(ignore_index=ignore_index), eps=eps, alpha=alpha,
-                      steps=steps, ignore_index=ignore_index, **options)
+    return run_attack(
+        model,
+        images,
+        labels,
+        objective=Objective(ignore_index=ignore_index),
+        eps=eps,
+        alpha=alpha,
+        steps=steps,
+        ignore_index=ignore_index,
+        **options,
+    )
 
 
-def ifgsm_ll(model, images, labels, *, eps: float, alpha: float = 1 / 255, steps: int | None = None,
-             ignore_index: int = 255, normalization=None, **options) -> torch.Tensor:
+def ifgsm_ll(
+    model,
+    images,
+    labels,
+    *,
+    eps: float,
+    alpha: float = 1 / 255,
+    steps: int | None = None,
+    ignore_index: int = 255,
+    normalization=None,
+    **options,
+) -> torch.Tensor:
     """Iterative FGSM II: I-FGSM descending ``CE(f(x), y_LL)``, ``y_LL`` fixed from the clean image."""
     steps = ifgsm_iterations(eps * 255) if steps is None else steps
     check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps)
     target = least_likely_labels(model, images, labels, ignore_index=ignore_index, normalization=normalization)
-    return run_attack(model, images, labels, objective=Objective(ignore_index=ignore_index), eps=eps, alpha=alpha,
-                      steps=steps, targeted_labels=target, ignore_index=ignore_index, normalization=normalization,
-                      **options)
+    return run_attack(
+        model,
+        images,
+        labels,
+        objective=Objective(ignore_index=ignore_index),
+        eps=eps,
+        alpha=alpha,
+        steps=steps,
+        targeted_labels=target,
+        ignore_index=ignore_index,
+        normalization=normalization,
+        **options,
+    )

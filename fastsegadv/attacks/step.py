@@ -11,14 +11,17 @@ import torch
 from .._ops import CPP_AVAILABLE
 
 
-def linf_step_reference(x_adv: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, alpha: float, eps: float) -> torch.Tensor:
+def linf_step_reference(
+    x_adv: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, alpha: float, eps: float
+) -> torch.Tensor:
     v = x_adv + alpha * grad.sign()
     return (x + (v - x).clamp(-eps, eps)).clamp(0.0, 1.0)
 
 
 def _has_op(device_type: str) -> bool:
     return CPP_AVAILABLE and torch._C._dispatch_has_kernel_for_dispatch_key(
-        "fastsegadv::linf_step", "CUDA" if device_type == "cuda" else "CPU")
+        "fastsegadv::linf_step", "CUDA" if device_type == "cuda" else "CPU"
+    )
 
 
 _OP_DEVICES = {"cpu": _has_op("cpu"), "cuda": _has_op("cuda")}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from ..attacks import ATTACKS
 from ..datasets import KINDS, open_dataset
+from ..distributed.context import init_distributed, shutdown
 from ..evaluation import DEFAULT_ATTACKS, EvalConfig, evaluate_model, markdown_table, write_report
 from ..models import SHIPPED, load_named_models
-from ..distributed.context import init_distributed, shutdown
 from .config import parse_with_config
 
 

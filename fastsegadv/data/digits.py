@@ -32,7 +32,9 @@ def _digit_scans(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _texture(gen: torch.Generator, size: int) -> torch.Tensor:
     """A [3, S, S] background: two colours mixed by oriented stripes and smooth noise."""
-    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     theta = float(torch.rand((), generator=gen)) * math.pi
     freq = 0.1 + 0.5 * float(torch.rand((), generator=gen))
     stripes = 0.5 + 0.5 * torch.sin(freq * (xx * math.cos(theta) + yy * math.sin(theta)))
@@ -66,10 +68,10 @@ def make_digit_scenes(
             top = int(torch.randint(0, size - side + 1, (), generator=gen))
             left = int(torch.randint(0, size - side + 1, (), generator=gen))
             colour = torch.rand((3, 1, 1), generator=gen)
-            region = img[:, top:top + side, left:left + side]
+            region = img[:, top : top + side, left : left + side]
             alpha = stroke.clamp(0, 1)
-            img[:, top:top + side, left:left + side] = region * (1 - alpha) + colour * alpha
-            patch = lab[top:top + side, left:left + side]
+            img[:, top : top + side, left : left + side] = region * (1 - alpha) + colour * alpha
+            patch = lab[top : top + side, left : left + side]
             fg = stroke > 0.5
             band = (stroke > 0.25) & ~fg
             patch[fg] = 1 + int(digits[k])

@@ -43,14 +43,26 @@ def voc2012(root: str | Path, split: str = "val", *, sbd: bool = False, list_fil
     base = _voc_root(require_dir(Path(root), "Pascal VOC"))
     label_dir = require_dir(base / ("SegmentationClassAug" if sbd else "SegmentationClass"), "Pascal VOC labels")
     if list_file is None:
-        cands = [base / "ImageSets" / "Segmentation" / f"{split}.txt", base / f"{split}.txt", Path(root) / f"{split}.txt"]
+        cands = [
+            base / "ImageSets" / "Segmentation" / f"{split}.txt",
+            base / f"{split}.txt",
+            Path(root) / f"{split}.txt",
+        ]
         list_file = next((c for c in cands if c.is_file()), cands[0])
     pairs = []
     for ident, rel_label in _ids(Path(list_file)):
         img = base / "JPEGImages" / f"{ident}.jpg"
         lab = base / rel_label.lstrip("/") if rel_label else label_dir / f"{ident}.png"
         if not img.is_file() or not lab.is_file():
-            raise FileNotFoundError(f"Pascal VOC: {ident} listed in {list_file} but {img if not img.is_file() else lab} is missing")
+            raise FileNotFoundError(
+                f"Pascal VOC: {ident} listed in {list_file} but {img if not img.is_file() else lab} is missing"
+            )
         pairs.append((img, lab))
-    return SegmentationFolder(pairs, num_classes=21, ignore_index=255, crop_size=crop_size, class_names=VOC_CLASSES,
-                              name=f"Pascal VOC {split}")
+    return SegmentationFolder(
+        pairs,
+        num_classes=21,
+        ignore_index=255,
+        crop_size=crop_size,
+        class_names=VOC_CLASSES,
+        name=f"Pascal VOC {split}",
+    )

@@ -20,13 +20,13 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from ..outputs import class_prediction, logits_at
 from ..attacks.registry import AttackSpec
 from ..attacks.trace import AttackTrace
 from ..attacks.validation import check_unit_scale
-from ..metrics import ConfusionMatrix, per_image_confusion
 from ..distributed.context import DistContext, all_gather_objects, all_reduce_sum, init_distributed
 from ..distributed.sharding import batch_ranges, collate
+from ..metrics import ConfusionMatrix, per_image_confusion
+from ..outputs import class_prediction, logits_at
 
 DEFAULT_ATTACKS = ("pgd@10", "pgd@20", "segpgd@10", "segpgd@20", "rp_pgd@10", "rp_pgd@20")
 
@@ -163,28 +163,60 @@ class ModelResult:
     def details(self) -> list[dict]:
         """Per column: mIoU, pixel accuracy, MisRatio, IoU Ratio and cost per image."""
         clean_miou = self.clean.miou()
-        out = [{"model": self.name, "attack": "Clean", "miou": clean_miou, "pixel_accuracy": self.clean.pixel_accuracy(),
-                "mis_ratio": self.clean.mis_ratio(), "iou_ratio": 1.0}]
+        out = [
+            {
+                "model": self.name,
+                "attack": "Clean",
+                "miou": clean_miou,
+                "pixel_accuracy": self.clean.pixel_accuracy(),
+                "mis_ratio": self.clean.mis_ratio(),
+                "iou_ratio": 1.0,
+            }
+        ]
         for a in self.attacks:
             m = a.confusion.miou()
-            out.append({"model": self.name, "attack": a.spec.label, "miou": m, "pixel_accuracy": a.confusion.pixel_accuracy(),
-                        "mis_ratio": a.confusion.mis_ratio(), "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan"),
-                        "l2_norm": a.l2_sum / self.num_images, "linf_norm": a.linf_sum / self.num_images,
-                        "forwards_per_image": a.forwards / self.num_images,
-                        "backwards_per_image": a.backwards / self.num_images,
-                        "seconds_per_image": a.seconds / self.num_images})
+            out.append(
+                {
+                    "model": self.name,
+                    "attack": a.spec.label,
+                    "miou": m,
+                    "pixel_accuracy": a.confusion.pixel_accuracy(),
+                    "mis_ratio": a.confusion.mis_ratio(),
+                    "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan"),
+                    "l2_norm": a.l2_sum / self.num_images,
+                    "linf_norm": a.linf_sum / self.num_images,
+                    "forwards_per_image": a.forwards / self.num_images,
+                    "backwards_per_image": a.backwards / self.num_images,
+                    "seconds_per_image": a.seconds / self.num_images,
+                }
+            )
         if len(self.attacks) > 1:
             m = self.worst.miou()
-            out.append({"model": self.name, "attack": "Worst-case", "miou": m, "pixel_accuracy": self.worst.pixel_accuracy(),
-                        "mis_ratio": self.worst.mis_ratio(), "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan"),
-                        "forwards_per_image": sum(a.forwards for a in self.attacks) / self.num_images,
-                        "backwards_per_image": sum(a.backwards for a in self.attacks) / self.num_images,
-                        "seconds_per_image": sum(a.seconds for a in self.attacks) / self.num_images})
+            out.append(
+                {
+                    "model": self.name,
+                    "attack": "Worst-case",
+                    "miou": m,
+                    "pixel_accuracy": self.worst.pixel_accuracy(),
+                    "mis_ratio": self.worst.mis_ratio(),
+                    "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan"),
+                    "forwards_per_image": sum(a.forwards for a in self.attacks) / self.num_images,
+                    "backwards_per_image": sum(a.backwards for a in self.attacks) / self.num_images,
+                    "seconds_per_image": sum(a.seconds for a in self.attacks) / self.num_images,
+                }
+            )
             if self.worst_miou is not None:
                 m = self.worst_miou.miou()
-                out.append({"model": self.name, "attack": "Worst-case (mIoU)", "miou": m,
-                            "pixel_accuracy": self.worst_miou.pixel_accuracy(), "mis_ratio": self.worst_miou.mis_ratio(),
-                            "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan")})
+                out.append(
+                    {
+                        "model": self.name,
+                        "attack": "Worst-case (mIoU)",
+                        "miou": m,
+                        "pixel_accuracy": self.worst_miou.pixel_accuracy(),
+                        "mis_ratio": self.worst_miou.mis_ratio(),
+                        "iou_ratio": m / clean_miou if clean_miou > 0 else float("nan"),
+                    }
+                )
         return out
 
     def curves(self) -> dict:
@@ -193,7 +225,10 @@ class ModelResult:
         for a in self.attacks:
             if a.curve_confusion is None:
                 continue
-            cms = [ConfusionMatrix(self.clean.num_classes, ignore_index=self.config.ignore_index) for _ in a.curve_confusion]
+            cms = [
+                ConfusionMatrix(self.clean.num_classes, ignore_index=self.config.ignore_index)
+                for _ in a.curve_confusion
+            ]
             for cm, m in zip(cms, a.curve_confusion):
                 cm.matrix = m
             out[a.spec.label] = {
@@ -229,8 +264,12 @@ def evaluate_model(
     per_image = []
     predict = forward or model
     batches = batch_ranges(len(dataset), cfg.batch_size, ctx)
-    bar = tqdm(total=len(batches) * (1 + len(results)), desc=f"evaluate {name}",
-               disable=not (cfg.progress and ctx.is_main), dynamic_ncols=True)
+    bar = tqdm(
+        total=len(batches) * (1 + len(results)),
+        desc=f"evaluate {name}",
+        disable=not (cfg.progress and ctx.is_main),
+        dynamic_ncols=True,
+    )
     counter = CallCounter(model)
     try:
         for _, start, stop in batches:
@@ -241,8 +280,10 @@ def evaluate_model(
             clean.update(pred, y)  # also checks the labels' range
             per_img = per_image_confusion(pred, y, c, ignore_index=ign)  # [b, C, C]
             valid = per_img.sum((1, 2)).clamp_min(1)
-            records = [{"index": i, "clean_acc": float(a)} for i, a in
-                       zip(range(start, stop), (per_img.diagonal(dim1=1, dim2=2).sum(1) / valid).tolist())]
+            records = [
+                {"index": i, "clean_acc": float(a)}
+                for i, a in zip(range(start, stop), (per_img.diagonal(dim1=1, dim2=2).sum(1) / valid).tolist())
+            ]
             worst_acc = torch.full((len(seeds),), 2.0, device=device, dtype=torch.float64)
             worst_cm = per_img.clone()
             worst_name = ["Clean"] * len(seeds)
@@ -256,8 +297,9 @@ def evaluate_model(
                 t0 = time.perf_counter()
                 # RP-PGD needs the clean prediction for its region state: reuse ours (one forward less)
                 extra = {"clean_prediction": pred} if res.spec.name == "rp_pgd" and forward is None else {}
-                adv = res.spec.run(model, x, y, eps=cfg.eps, alpha=cfg.alpha, seed=seeds, ignore_index=ign, trace=trace,
-                                   **extra)
+                adv = res.spec.run(
+                    model, x, y, eps=cfg.eps, alpha=cfg.alpha, seed=seeds, ignore_index=ign, trace=trace, **extra
+                )
                 with torch.no_grad():
                     adv_pred = class_prediction(logits_at(predict(adv), y.shape[-2:]))
                 if device.type == "cuda":
@@ -294,7 +336,9 @@ def evaluate_model(
                 stacked = torch.stack(attack_cms, 1).cpu()  # [b, A, C, C]
                 for j, rec in enumerate(records):
                     rec["_cms"] = stacked[j]
-                    rec["_start"] = labels_order.index(rec["worst_attack"]) if rec["worst_attack"] in labels_order else 0
+                    rec["_start"] = (
+                        labels_order.index(rec["worst_attack"]) if rec["worst_attack"] in labels_order else 0
+                    )
             per_image.extend(records)
     finally:
         counter.close()
@@ -344,12 +388,20 @@ def _reduce(r: ModelResult, ctx: DistContext) -> ModelResult:
         if a.curve_confusion is not None:
             all_reduce_sum(a.curve_confusion, ctx)
             all_reduce_sum(a.curve_loss, ctx)
-    r.per_image = sorted((rec for part in all_gather_objects(r.per_image, ctx) for rec in part), key=lambda d: d["index"])
+    r.per_image = sorted(
+        (rec for part in all_gather_objects(r.per_image, ctx) for rec in part), key=lambda d: d["index"]
+    )
     return r
 
 
-def evaluate_models(models: Sequence[tuple[str, nn.Module]], dataset, config: EvalConfig, *, num_classes: int,
-                    ctx: DistContext | None = None) -> list[ModelResult]:
+def evaluate_models(
+    models: Sequence[tuple[str, nn.Module]],
+    dataset,
+    config: EvalConfig,
+    *,
+    num_classes: int,
+    ctx: DistContext | None = None,
+) -> list[ModelResult]:
     """:func:`evaluate_model` for each ``(name, model)``."""
     ctx = ctx or init_distributed()
     return [evaluate_model(m, dataset, config, num_classes=num_classes, name=n, ctx=ctx) for n, m in models]

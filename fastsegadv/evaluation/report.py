@@ -65,9 +65,17 @@ def write_report(results: Sequence[ModelResult], out_dir: str | Path, *, title: 
                          + markdown_table(details, digits=4))
     atomic_io.write_text(out / "robustness.csv", csv_text(rows))
     atomic_io.write_text(out / "details.csv", csv_text(details))
-    atomic_io.write_text(out / "per_image.csv", csv_text([{"model": r.name, **p} for r in results for p in r.per_image]))
-    payload = {"title": title, "config": cfg, "table": rows, "details": details,
-               "curves": {r.name: r.curves() for r in results}, **(extra or {})}
+    atomic_io.write_text(
+        out / "per_image.csv", csv_text([{"model": r.name, **p} for r in results for p in r.per_image])
+    )
+    payload = {
+        "title": title,
+        "config": cfg,
+        "table": rows,
+        "details": details,
+        "curves": {r.name: r.curves() for r in results},
+        **(extra or {}),
+    }
     atomic_io.write_text(out / "robustness.json", json.dumps(payload, indent=1, default=str))
     if any(r.curves() for r in results):
         plot_curves(results, out)

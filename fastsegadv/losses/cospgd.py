@@ -1,4 +1,6 @@
-"""The public loss of CosPGD (Agnihotri & Keuper, ICML 2024, Eq. 5) on the fused ops; its weights and schedule: fastsegadv.reference.cospgd."""
+"""The public loss of CosPGD (Agnihotri & Keuper, ICML 2024, Eq. 5) on the fused ops;
+its weights and schedule: fastsegadv.reference.cospgd."""
+
 from __future__ import annotations
 
 import torch

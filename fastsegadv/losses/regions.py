@@ -1,4 +1,6 @@
-"""The public loss of RP-PGD's region loss (Zhang et al., AAAI 2025, 003 Eq. 3-4) on the fused ops; its weights and schedule: fastsegadv.reference.regions."""
+"""The public loss of RP-PGD's region loss (Zhang et al., AAAI 2025, 003 Eq. 3-4) on the fused ops;
+its weights and schedule: fastsegadv.reference.regions."""
+
 from __future__ import annotations
 
 import torch
@@ -22,6 +24,13 @@ def region_loss(
     forward's prediction (T -> B where wrong), exactly as the fused kernel does in the same pass."""
 
     return weighted_cross_entropy(
-        logits, labels, weighting=Weighting(regions=True), step=step, steps=steps,
-        region_state=state, update_region_state=update_state, ignore_index=ignore_index, reduction=reduction,
+        logits,
+        labels,
+        weighting=Weighting(regions=True),
+        step=step,
+        steps=steps,
+        region_state=state,
+        update_region_state=update_state,
+        ignore_index=ignore_index,
+        reduction=reduction,
     )

@@ -1,4 +1,6 @@
-"""The public loss of SegPGD (Gu et al., ECCV 2022, 001 Eq. 4) on the fused ops; its weights and schedule: fastsegadv.reference.segpgd."""
+"""The public loss of SegPGD (Gu et al., ECCV 2022, 001 Eq. 4) on the fused ops;
+its weights and schedule: fastsegadv.reference.segpgd."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,6 @@
-"""The public loss of the uncertainty-weighted loss L^U (Maag & Fischer, WACV 2024, 004 Eq. 9) on the fused ops; its weights and schedule: fastsegadv.reference.uncertainty."""
+"""The public loss of the uncertainty-weighted loss L^U (Maag & Fischer, WACV 2024, 004 Eq. 9) on the fused ops;
+its weights and schedule: fastsegadv.reference.uncertainty."""
+
 from __future__ import annotations
 
 import torch

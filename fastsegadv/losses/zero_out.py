@@ -1,4 +1,6 @@
-"""The public loss of the zero-out loss L^0 (Maag & Fischer, WACV 2024, 004 Eq. 10) on the fused ops; its weights and schedule: fastsegadv.reference.zero_out."""
+"""The public loss of the zero-out loss L^0 (Maag & Fischer, WACV 2024, 004 Eq. 10) on the fused ops;
+its weights and schedule: fastsegadv.reference.zero_out."""
+
 from __future__ import annotations
 
 import torch

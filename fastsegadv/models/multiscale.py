@@ -47,7 +47,12 @@ class MultiScale(nn.Module):
             raise ValueError(f"pool must be 'max' or 'mean', got {pool!r}")
         if not scales or any(s <= 0 for s in scales):
             raise ValueError(f"scales must be positive, got {list(scales)}")
-        self.model, self.scales, self.pool, self.align_corners = model, tuple(float(s) for s in scales), pool, align_corners
+        self.model, self.scales, self.pool, self.align_corners = (
+            model,
+            tuple(float(s) for s in scales),
+            pool,
+            align_corners,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = torch.stack([_run_at(self.model, x, s, self.align_corners) for s in self.scales])  # [S, B, C, H, W]

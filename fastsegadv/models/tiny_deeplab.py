@@ -13,11 +13,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
 NORMS = ("batch", "group")
 
 
-def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, norm: str = "batch") -> nn.Sequential:
+def conv_bn_relu(
+    cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, norm: str = "batch"
+) -> nn.Sequential:
     pad = dilation * (k - 1) // 2
     layer = nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(math.gcd(8, cout), cout)
     return nn.Sequential(
@@ -55,8 +56,9 @@ class TinyDeepLab(nn.Module):
         self.num_classes = num_classes
         self.width, self.norm, self.aux_head = width, norm, aux_head
         self.stem = nn.Sequential(conv_bn_relu(3, w, stride=2, norm=norm), conv_bn_relu(w, w, norm=norm))  # 1/2
-        self.layer2 = nn.Sequential(conv_bn_relu(w, 2 * w, stride=2, norm=norm),
-                                    conv_bn_relu(2 * w, 2 * w, norm=norm))  # 1/4
+        self.layer2 = nn.Sequential(
+            conv_bn_relu(w, 2 * w, stride=2, norm=norm), conv_bn_relu(2 * w, 2 * w, norm=norm)
+        )  # 1/4
         self.aspp = ASPP(2 * w, 2 * w, norm=norm)
         self.low = conv_bn_relu(w, w // 2, 1, norm=norm)
         self.decoder = conv_bn_relu(2 * w + w // 2, 2 * w, norm=norm)

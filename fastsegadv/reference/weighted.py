@@ -79,7 +79,9 @@ class Weighting:
             raise ValueError("regions=True needs region_state, a uint8 tensor shaped like labels")
 
     def describe(self) -> str:
-        parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if getattr(self, f.name) not in (None, False)]
+        parts = [
+            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if getattr(self, f.name) not in (None, False)
+        ]
         return "ce" if not parts else " * ".join(parts)
 
 
@@ -109,8 +111,15 @@ def weighted_cross_entropy_reference(
     if validate:
         check_logits_labels(logits, labels, ignore_index)
     per_pixel, valid = weighted_ce_per_pixel(
-        logits, labels, weighting=weighting, step=step, steps=steps, region_state=region_state,
-        update_region_state=update_region_state, ignore_index=ignore_index)
+        logits,
+        labels,
+        weighting=weighting,
+        step=step,
+        steps=steps,
+        region_state=region_state,
+        update_region_state=update_region_state,
+        ignore_index=ignore_index,
+    )
     return reduce_pixels(per_pixel, valid, reduction).to(logits.dtype)
 
 
@@ -142,7 +151,9 @@ def weighted_ce_per_pixel(
     if weighting.needs_prediction:
         correct = (z.detach().argmax(1) == labels) & valid  # [B, H, W]
     if weighting.segpgd is not None:
-        lam = segpgd_lambda(1 if step is None else step, 1 if steps is None else steps, weighting.segpgd, lam=weighting.lam)
+        lam = segpgd_lambda(
+            1 if step is None else step, 1 if steps is None else steps, weighting.segpgd, lam=weighting.lam
+        )
         w = times(segpgd_weight(correct, lam))
     if weighting.regions:
         if update_region_state:
@@ -159,4 +170,3 @@ def weighted_ce_per_pixel(
     per_pixel = ce if w is None else w.to(ce.dtype) * ce
     per_pixel = torch.where(valid, per_pixel, torch.zeros_like(per_pixel))
     return per_pixel, valid
-

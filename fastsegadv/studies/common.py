@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn as nn
 
-from ..outputs import logits_at
 from ..metrics import ConfusionMatrix
+from ..outputs import logits_at
 
 EPS_LIST = (0.25, 0.5, 1, 2, 4, 8, 16, 32)  # 002 / 004, on the 0-255 scale
 

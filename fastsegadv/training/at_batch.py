@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..outputs import extract_logits, logits_at
 from ..attacks.registry import AttackSpec
+from ..outputs import extract_logits, logits_at
 
 
 def as_attack_spec(attack: str | AttackSpec) -> AttackSpec:

@@ -33,12 +33,12 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from .. import atomic_io
-from ..outputs import class_prediction, logits_at
 from ..attacks.registry import AttackSpec
+from ..distributed.context import DistContext, all_gather_objects, all_reduce_sum, init_distributed
 from ..distributed.sharding import clean_confusion, collate, stack_items
 from ..metrics import ConfusionMatrix
+from ..outputs import class_prediction, logits_at
 from .at_batch import adversarial_batch, adversarial_training_loss
-from ..distributed.context import DistContext, all_gather_objects, all_reduce_sum, init_distributed
 
 CHECKPOINT_NAME = "last.pt"
 

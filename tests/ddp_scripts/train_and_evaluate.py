@@ -9,10 +9,10 @@ import json
 import torch
 
 from fastsegadv.datasets import DigitScenes
+from fastsegadv.distributed.context import shutdown
 from fastsegadv.evaluation import EvalConfig, evaluate_model
 from fastsegadv.models import TinyDeepLab, load_pretrained
 from fastsegadv.training import TrainConfig, fit, init_distributed
-from fastsegadv.distributed.context import shutdown
 
 ap = argparse.ArgumentParser()
 ap.add_argument("out")
@@ -40,7 +40,16 @@ result = evaluate_model(load_pretrained("standard"), DigitScenes("test", num_ima
                         ctx=ctx)
 if ctx.is_main:
     with open(args.out, "w") as f:
-        json.dump({"history": history, "params": {k: v.double().flatten().tolist() for k, v in model.state_dict().items()},
-                   "table": result.row(), "details": result.details(), "curves": result.curves(),
-                   "per_image": result.per_image, "world_size": ctx.world_size}, f)
+        json.dump(
+            {
+                "history": history,
+                "params": {k: v.double().flatten().tolist() for k, v in model.state_dict().items()},
+                "table": result.row(),
+                "details": result.details(),
+                "curves": result.curves(),
+                "per_image": result.per_image,
+                "world_size": ctx.world_size,
+            },
+            f,
+        )
 shutdown(ctx)
