@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .attacks import cospgd, pgd, rp_pgd, segpgd, uncertainty_pgd
 from .data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
+from .evaluation.report import markdown_table
 from .metrics import ConfusionMatrix, dataset_miou
 from .models import SHIPPED, checkpoint_path, load_pretrained
 
@@ -25,12 +26,6 @@ DEMO_ATTACKS = {
     "RP-PGD-R": partial(rp_pgd, beta=1.0),
     "PGD-L^E": partial(uncertainty_pgd, measure="entropy"),
 }
-
-
-def miou_of(model, images, labels, *, batch_size: int) -> float:
-    """Clean mIoU on the built-in data (11 classes, ignore 255)."""
-    return dataset_miou(model, images, labels, num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX,
-                        batch_size=batch_size)
 
 
 def attacked_miou(attack, *, model, images, labels, steps: int, eps: float, seed: int, batch_size: int) -> float:
@@ -55,7 +50,9 @@ def run_demo(
     bar = tqdm(total=len(jobs), desc="attacks", disable=not progress)
     for name in models:
         model = load_pretrained(name)
-        row = {"model": name, "Clean": 100 * miou_of(model, images, labels, batch_size=batch_size)}
+        clean = dataset_miou(model, images, labels, num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX,
+                             batch_size=batch_size)
+        row = {"model": name, "Clean": 100 * clean}
         for attack in attacks:
             for steps in budgets:
                 bar.set_postfix_str(f"{name}: {attack}{steps}")
@@ -68,17 +65,9 @@ def run_demo(
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for r in rows:
-        lines.append("| " + " | ".join(v if isinstance(v, str) else f"{v:.1f}" for v in r.values()) + " |")
-    return "\n".join(lines)
-
-
 def write_reports(rows: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "demo.md").write_text(markdown_table(rows) + "\n")
+    (out / "demo.md").write_text(markdown_table(rows))
     (out / "demo.json").write_text(json.dumps(rows, indent=2))
     with open(out / "demo.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -102,7 +91,7 @@ def main(args: argparse.Namespace) -> None:
                     eps=args.eps / 255, seed=args.seed)
     print(f"\nmIoU (%) on {args.num_images} built-in test images, eps = {args.eps:g}/255, alpha = 0.01, "
           f"random start, seed {args.seed}:\n")
-    print(markdown_table(rows))
+    print(markdown_table(rows), end="")
     if args.output is not None:
         write_reports(rows, args.output)
         print(f"\nwrote {args.output}/demo.md, demo.csv, demo.json")

@@ -309,7 +309,7 @@ def weighted_cross_entropy(
     if validate:
         check_logits_labels(logits, labels, ignore_index)
     step, steps = checked_step_arguments(weighting, step, steps, region_state, labels, params)
-    name = choose_backend(logits, backend)
+    name = choose_backend("weighted_ce", logits, backend)
     if name == "reference":
         check_params_need_kernel(params, weighting)
         per_pixel, valid = weighted_ce_per_pixel(

@@ -41,7 +41,7 @@ def masked_class_sums(features: torch.Tensor, labels: torch.Tensor, mask: torch.
                       backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Segmented reduction ``sums [B, K, d]``, ``counts [B, K]`` of ``features [B, d, h, w]`` over ``mask``
     grouped by ``labels`` (values in [0, K) where mask), on the chosen backend."""
-    name = choose_backend(features, backend)
+    name = choose_backend("masked_class_sums", features, backend)
     if name == "reference":
         return masked_class_sums_reference(features, labels, mask, num_classes)
     safe = torch.where(mask, labels.long(), torch.zeros_like(labels, dtype=torch.long))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .backend import choose_backend, triton_available
+from .backend import choose_backend
 from .fused import check_params_need_kernel, checked_step_arguments, weighted_fused_loss
 from .reference.pixelwise import check_reduction
 from .reference.weighted import Weighting, weighted_cross_entropy_reference
@@ -27,15 +27,6 @@ def upsample_weighted_cross_entropy_reference(logits, labels, *, align_corners: 
     """``F.interpolate(logits, labels' size, bilinear)`` then the eager weighted CE (the spec)."""
     up = F.interpolate(logits, size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=align_corners)
     return weighted_cross_entropy_reference(up, labels, **kwargs)
-
-
-def upsample_backend(logits: torch.Tensor, backend: str | None = None) -> str:
-    """Where :func:`upsample_weighted_cross_entropy` runs for these logits: "cpp" (CPU), "triton" (CUDA,
-    or CPU under the interpreter when asked for) or "reference" (upsample, then the eager loss)."""
-    name = choose_backend(logits, backend)
-    if name == "cpp" and logits.device.type != "cpu":  # no CUDA C++ kernel for this one: Triton if it runs
-        name = "triton" if backend is None and triton_available(logits.device) else "reference"
-    return name
 
 
 def upsample_weighted_cross_entropy(
@@ -62,7 +53,7 @@ def upsample_weighted_cross_entropy(
     step, steps = checked_step_arguments(weighting, step, steps, region_state, labels, params)
     kw = dict(weighting=weighting, step=step, steps=steps, region_state=region_state,
               update_region_state=update_region_state, ignore_index=ignore_index, reduction=reduction)
-    name = upsample_backend(logits, backend)
+    name = choose_backend("upsample_weighted_ce", logits, backend)
     if name == "reference":
         check_params_need_kernel(params, weighting)
         return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)

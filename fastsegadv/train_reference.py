@@ -22,12 +22,6 @@ from .metrics import dataset_miou
 from .models import TinyDeepLab, checkpoint_path
 
 
-def evaluate_clean(model, images, labels, *, batch_size: int = 64) -> float:
-    model.eval()
-    return dataset_miou(model, images, labels, num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX,
-                        batch_size=batch_size)
-
-
 def train(
     *, adversarial: bool = False, epochs: int = 20, num_images: int = 3000, batch_size: int = 16,
     lr: float = 3e-3, width: int = 32, seed: int = 0, eps: float = 8 / 255, progress: bool = True,
@@ -71,7 +65,8 @@ def train(
             sched.step()
             total += float(loss.detach())
             bar.set_postfix(loss=f"{total / (s + 1):.3f}")
-        miou = evaluate_clean(model, test_x, test_y)
+        model.eval()
+        miou = dataset_miou(model, test_x, test_y, num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX)
         history.append({"epoch": epoch + 1, "loss": total / steps_per_epoch, "test_miou": miou})
         if progress:
             print(f"epoch {epoch + 1}: loss {total / steps_per_epoch:.4f}  test mIoU {miou:.4f}", flush=True)

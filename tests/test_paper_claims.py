@@ -12,8 +12,9 @@ from functools import partial
 import pytest
 
 from fastsegadv import attacks as A
-from fastsegadv.data import make_digit_scenes
-from fastsegadv.demo import attacked_miou, miou_of
+from fastsegadv.data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
+from fastsegadv.demo import attacked_miou
+from fastsegadv.metrics import dataset_miou
 from fastsegadv.models import SHIPPED, load_pretrained
 
 EPS = 8 / 255
@@ -30,7 +31,7 @@ def test_segpgd_and_rppgd_beat_pgd(name, steps, test_set):
     x, y = test_set
     model = load_pretrained(name)
     run = partial(attacked_miou, model=model, images=x, labels=y, steps=steps, eps=EPS, seed=0, batch_size=48)
-    clean = miou_of(model, x, y, batch_size=48)
+    clean = dataset_miou(model, x, y, num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX, batch_size=48)
     rp = A.rp_pgd if name == "standard" else partial(A.rp_pgd, beta=1.0)
     pgd, segpgd, rppgd = run(A.pgd), run(A.segpgd), run(rp)
     assert pgd < clean

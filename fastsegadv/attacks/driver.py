@@ -15,7 +15,6 @@ import torch
 import torch.nn as nn
 
 from ..backend import choose_backend
-from ..fused_upsample import upsample_backend
 from .capture import CapturedStep
 from .model_io import (
     FeatureHook,
@@ -156,9 +155,13 @@ def run_attack(
             with torch.enable_grad():
                 raw = forward_raw(x_adv)  # [B, C, h, w]
                 if first:
-                    geometry["low_res"] = (tuple(raw.shape[-2:]) != tuple(size) and objective.supports_low_res
-                                           and raw.dim() == 4 and upsample_backend(raw) != "reference")
-                    geometry["fused"] = choose_backend(raw, None) != "reference"  # params= needs a kernel
+                    geometry["low_res"] = (
+                        tuple(raw.shape[-2:]) != tuple(size)
+                        and objective.supports_low_res
+                        and raw.dim() == 4
+                        and choose_backend("upsample_weighted_ce", raw) != "reference"
+                    )
+                    geometry["fused"] = choose_backend("weighted_ce", raw) != "reference"  # params= needs a kernel
                 low_res = geometry["low_res"]
                 logits = raw if low_res else logits_at(raw, size)
                 if first:
@@ -168,8 +171,9 @@ def run_attack(
                 if first and objective.needs_features:
                     hook.resolve(raw)  # feature_layer=None: the convolution that produced these logits
                 feats = hook.features if objective.needs_features else None
-                loss = objective(logits, attack_labels, step=t, steps=steps, features=feats, low_res=low_res,
-                                 params=params)
+                loss = objective(
+                    logits, attack_labels, step=t, steps=steps, features=feats, low_res=low_res, params=params
+                )
                 if objective.needs_features:
                     hook.features = None  # not kept past the step (a captured graph cannot return it)
                 (grad,) = torch.autograd.grad(loss, x_adv)

@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ..reference.pixelwise import check_labels_like
+from ..reference.pixelwise import check_label_range, check_labels_like  # noqa: F401  (re-exported)
 
 
 def check_attack_inputs(
@@ -45,15 +45,6 @@ def check_unit_scale(**values: float) -> None:
         if isinstance(value, (int, float)) and value > 1:
             raise ValueError(f"{name}={value!r} is above 1: images are in [0, 1], so an ℓ∞ {name} is on that scale "
                              f"too; did you mean {name}={value:g} / 255?")
-
-
-def check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int) -> None:
-    bad = (labels != ignore_index) & ((labels < 0) | (labels >= num_classes))
-    if bool(bad.any()):
-        raise ValueError(
-            f"labels contain {labels[bad][0].item()}, outside [0, {num_classes - 1}] "
-            f"(the model has {num_classes} classes) and not the ignore_index {ignore_index}"
-        )
 
 
 def reject_unknown_options(unused: dict, name: str) -> None:

@@ -10,6 +10,12 @@ from ..outputs import class_prediction, logits_at
 from .context import DistContext, all_reduce_sum
 
 
+def image_seed(seed: int, index: int, *, salt: int = 1) -> int:
+    """Random-start seed of dataset item ``index``, independent of its batch and rank (so sharded runs and
+    any batch size reproduce one process): the evaluation uses ``salt=1``, training ``epoch * 100_003 + 17``."""
+    return (seed * 1_000_003 + salt + index * 7919) % (2**62)
+
+
 def batch_ranges(n: int, batch_size: int, ctx: DistContext) -> list[tuple[int, int, int]]:
     """``(k, start, stop)`` of the batches rank ``ctx.rank`` handles: batch k = items [k*bs, (k+1)*bs),
     batches dealt round-robin. The batches (and so every per-batch seed) are the same for any world size."""

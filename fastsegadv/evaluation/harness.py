@@ -24,7 +24,7 @@ from ..attacks.registry import AttackSpec
 from ..attacks.trace import AttackTrace
 from ..attacks.validation import check_unit_scale
 from ..distributed.context import DistContext, all_gather_objects, all_reduce_sum, init_distributed
-from ..distributed.sharding import batch_ranges, collate
+from ..distributed.sharding import batch_ranges, collate, image_seed
 from ..metrics import ConfusionMatrix, per_image_confusion
 from ..outputs import class_prediction, logits_at
 
@@ -95,8 +95,8 @@ def greedy_worst_miou(per_image: torch.Tensor, start: torch.Tensor, *, passes: i
 
 
 def eval_seed(seed: int, index: int) -> int:
-    """Random-start seed of dataset item ``index``: independent of batch and rank."""
-    return (seed * 1_000_003 + index * 7919 + 1) % (2**62)
+    """Random-start seed of dataset item ``index`` in an evaluation."""
+    return image_seed(seed, index, salt=1)
 
 
 class CallCounter:

@@ -68,10 +68,15 @@ def check_logits_labels(logits: torch.Tensor, labels: torch.Tensor, ignore_index
     if not logits.is_floating_point():
         raise TypeError(f"logits must be floating point, got {logits.dtype}")
     check_labels_like(labels, logits, "logits")
-    c = logits.shape[1]
-    if int(label_counts(labels, c, ignore_index)[1]):  # one pass, no [B, H, W] mask
-        bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
-        found = labels[bad][0].item()
+    check_label_range(labels, logits.shape[1], ignore_index)
+
+
+def check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int) -> None:
+    """Every label is a class in ``[0, num_classes)`` or ``ignore_index``: checked in one pass without a
+    ``[B, H, W]`` mask (:func:`fastsegadv._ops.label_counts`); the error names the first offending value."""
+    if int(label_counts(labels, num_classes, ignore_index)[1]):
+        bad = (labels != ignore_index) & ((labels < 0) | (labels >= num_classes))
         raise ValueError(
-            f"labels contain {found}, outside [0, {c - 1}] and not the ignore_index {ignore_index}"
+            f"labels contain {labels[bad][0].item()}, outside [0, {num_classes - 1}] "
+            f"(the model has {num_classes} classes) and not the ignore_index {ignore_index}"
         )

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from .. import atomic_io
 from ..attacks.registry import AttackSpec
 from ..distributed.context import DistContext, all_gather_objects, all_reduce_sum, init_distributed
-from ..distributed.sharding import clean_confusion, collate, stack_items
+from ..distributed.sharding import clean_confusion, collate, image_seed, stack_items
 from ..metrics import ConfusionMatrix
 from ..outputs import class_prediction, logits_at
 from .at_batch import adversarial_batch, adversarial_training_loss
@@ -99,9 +99,9 @@ class TrainConfig:
         return self.batch_size if self.attack is None else int(round(self.batch_size * self.clean_fraction))
 
 
-def image_seed(seed: int, epoch: int, index: int) -> int:
-    """Random-start seed of dataset item ``index`` in ``epoch``: independent of batch and rank."""
-    return (seed * 1_000_003 + epoch * 100_003 + index * 7919 + 17) % (2**62)
+def train_seed(seed: int, epoch: int, index: int) -> int:
+    """Random-start seed of dataset item ``index`` in ``epoch``."""
+    return image_seed(seed, index, salt=epoch * 100_003 + 17)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -249,7 +249,7 @@ def fit(
         for step, (idx, n_clean), (x, y) in zip(range(first, steps_per_epoch), shares,
                                                 _load(train_set, [i for i, _ in shares], cfg.num_workers, device)):
             if spec is not None:
-                seeds = [image_seed(cfg.seed, epoch, int(i)) for i in idx]
+                seeds = [train_seed(cfg.seed, epoch, int(i)) for i in idx]
                 x, _, _ = adversarial_batch(model, x, y, attack=spec, eps=cfg.eps, alpha=cfg.alpha, n_clean=n_clean,
                                             seed=seeds, ignore_index=cfg.ignore_index, **cfg.attack_options)
             valid = y != cfg.ignore_index
