@@ -5,11 +5,12 @@ Images in [0, 1]; eps/alpha on that scale. Options every attack takes (forwarded
 ``eval_mode``, ``ignore_index``.
 """
 from .apgd import apgd
+from .best_iterate import BestIterate, mis_ratio_per_image
 from .cospgd import cospgd
 from .cw import cw_l2
 from .dag import dag
 from .deepfool import deepfool
-from .driver import mis_ratio_per_image, run_attack
+from .driver import run_attack
 from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_iterations, ifgsm_ll, least_likely_labels
 from .margins import perturbation_norms
 from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
@@ -42,6 +43,7 @@ __all__ = [
     "apgd",
     "ATTACKS",
     "REGISTRY",
+    "BestIterate",
     "AttackSpec",
     "get_attack",
     "AttackTrace",

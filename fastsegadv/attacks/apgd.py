@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .driver import mis_ratio_per_image
+from .best_iterate import BestIterate, mis_ratio_per_image
 from .margins import per_image_mean, pixel_loss
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_generators
@@ -70,8 +70,8 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
         check_label_range(labels, logits.shape[1], ignore_index)
         eta = torch.full((b,), 2 * eps, device=x.device)
         f_max, x_max, g_max = f_cur.clone(), x_cur.clone(), g_cur.clone()
-        best_score = mis_ratio_per_image(class_prediction(logits), labels, ignore_index)
-        best_x = x_cur.clone()
+        best = BestIterate(x_cur)  # ties keep the earlier iterate
+        best.update(x_cur, class_prediction(logits), labels, ignore_index)
         x_prev = x_cur.clone()
         increases = torch.zeros(b, device=x.device)
         last_check, eta_at_check, fmax_at_check = 0, eta.clone(), f_max.clone()
@@ -85,10 +85,7 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
                 mis = mis_ratio_per_image(pred, labels, ignore_index)
                 valid = (labels != ignore_index).flatten(1).sum(1).float()
                 trace.record(0, f_next.sum(), (mis * valid).sum() / valid.sum().clamp_min(1), None, pred, labels)
-            score = mis_ratio_per_image(class_prediction(logits), labels, ignore_index)
-            better = score > best_score
-            best_score = torch.where(better, score, best_score)
-            best_x = torch.where(better.view(view), x_next, best_x)
+            best.update(x_next, class_prediction(logits), labels, ignore_index)
             increases += (f_next > f_cur).float()
             up = f_next > f_max
             f_max = torch.where(up, f_next, f_max)
@@ -107,4 +104,4 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
                 x_prev = torch.where(halve.view(view), x_max, x_prev)
                 increases.zero_()
                 last_check, eta_at_check, fmax_at_check = k + 1, eta.clone(), f_max.clone()
-    return best_x.detach()
+    return best.x

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .driver import mis_ratio_per_image
+from .best_iterate import BestIterate
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_norm
@@ -46,8 +46,7 @@ def cw_l2(
     x = images.detach()
     w = torch.atanh((2 * x - 1).clamp(-1 + 1e-6, 1 - 1e-6)).requires_grad_(True)
     opt = torch.optim.Adam([w], lr=lr)
-    best_x, best_score = x.clone(), torch.full((x.shape[0],), -1.0, device=x.device)
-    best_norm = torch.full_like(best_score, float("inf"))
+    best = BestIterate(x, ties="smaller_norm")
     with frozen_for_attack(model, eval_mode=eval_mode):
         for t in range(steps + 1):
             with torch.enable_grad():
@@ -62,17 +61,12 @@ def cw_l2(
                 dist = (x_adv - x).flatten(1).pow(2).sum(1)  # [B]
                 hinge = per_image_mean((margin + kappa).clamp_min(0), valid)  # [B]
                 loss = (dist + c * hinge).sum()
-            with torch.no_grad():  # the iterate just evaluated: keep it if it is the most damaging so far
-                score = mis_ratio_per_image(class_prediction(logits), labels, ignore_index)
-                norm = dist.sqrt()
-                better = (score > best_score) | ((score == best_score) & (norm < best_norm))
-                best_score = torch.where(better, score, best_score)
-                best_norm = torch.where(better, norm, best_norm)
-                best_x = torch.where(better.view(-1, 1, 1, 1), x_adv.detach(), best_x)
+            # the iterate just evaluated: keep it if it is the most damaging so far (ties: the smaller one)
+            best.update(x_adv, class_prediction(logits), labels, ignore_index, norm=dist.detach().sqrt())
             if t == steps:
                 break
             opt.zero_grad(set_to_none=True)
             (g,) = torch.autograd.grad(loss, w)
             w.grad = g
             opt.step()
-    return best_x.detach()
+    return best.x

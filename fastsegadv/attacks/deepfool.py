@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .driver import mis_ratio_per_image
+from .best_iterate import BestIterate
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_norm
@@ -35,7 +35,7 @@ def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
     x = images.detach()
     r_total = torch.zeros_like(x)
     x_adv = x.clone()
-    best_x, best_score = x.clone(), torch.full((x.shape[0],), -1.0, device=x.device)
+    best = BestIterate(x)  # ties keep the earlier (smaller) perturbation
     with frozen_for_attack(model, eval_mode=eval_mode):
         for t in range(steps + 1):
             x_adv.requires_grad_(True)
@@ -48,10 +48,7 @@ def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
                 f = -per_image_mean(margin, active)  # [B] mean of z_k - z_y over the active pixels (< 0)
                 (grad,) = torch.autograd.grad(f.sum(), x_adv)  # per-image gradients (images independent)
             with torch.no_grad():
-                score = mis_ratio_per_image(class_prediction(logits), labels, ignore_index)
-                better = score > best_score
-                best_score = torch.where(better, score, best_score)
-                best_x = torch.where(better.view(-1, 1, 1, 1), x_adv.detach(), best_x)
+                best.update(x_adv, class_prediction(logits), labels, ignore_index)
                 running = active.flatten(1).any(1)  # [B] images with a pixel still correct
                 if t == steps or not bool(running.any()):
                     break
@@ -62,4 +59,4 @@ def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
                 if max_norm is not None:
                     delta = delta * (max_norm / per_image_norm(delta, 2)).clamp(max=1.0)
                 x_adv = (x + delta).clamp(0.0, 1.0)
-    return best_x.detach()
+    return best.x

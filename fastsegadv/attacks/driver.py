@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..backend import choose_backend
+from .best_iterate import BestIterate, mis_ratio_per_image
 from .capture import CapturedStep
 from .model_io import (
     FeatureHook,
@@ -38,13 +39,6 @@ STEP_RULES = ("linf", "l2", "linf_normalized")
 def _layout_of(t: torch.Tensor) -> torch.memory_format:
     dense_cl = t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
     return torch.channels_last if dense_cl else torch.contiguous_format
-
-
-def mis_ratio_per_image(prediction: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """``[B]`` fraction of valid pixels misclassified (MisRatio / APSR); 0 for images with none."""
-    valid = labels != ignore_index
-    wrong = (prediction != labels) & valid
-    return wrong.flatten(1).sum(1).float() / valid.flatten(1).sum(1).clamp_min(1).float()
 
 
 def run_attack(
@@ -113,13 +107,11 @@ def run_attack(
 
     x = images.detach()
     track = best_iterate or restarts > 1
-    best_x = x.clone()
-    best_score = torch.full((x.shape[0],), -1.0, device=x.device)
 
     hook = FeatureHook(model, feature_layer) if objective.needs_features else contextlib.nullcontext()
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-        best_x = best_x.contiguous(memory_format=torch.channels_last)
+    best = BestIterate(x, ties="replace")  # per image, the highest-MisRatio iterate (later ones win ties)
     with frozen_for_attack(model, eval_mode=eval_mode), channels_last_weights(model, channels_last), hook:
 
         amp_dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
@@ -131,11 +123,6 @@ def run_attack(
         def forward(inp: torch.Tensor) -> torch.Tensor:
             return logits_at(forward_raw(inp), size)  # [B, C, H, W]
 
-        def keep_best(x_cur: torch.Tensor, prediction: torch.Tensor) -> None:
-            score = mis_ratio_per_image(prediction, labels, ignore_index)
-            better = score >= best_score
-            best_score.copy_(torch.where(better, score, best_score))
-            best_x.copy_(torch.where(better.view(-1, 1, 1, 1), x_cur, best_x))
 
         if objective.needs_clean_prediction and clean_prediction is None:
             with torch.no_grad():
@@ -219,13 +206,12 @@ def run_attack(
                         overall = (mis * valid).sum() / valid.sum().clamp_min(1)
                         trace.record(restart, loss, overall, objective.region_counts(attack_labels), prediction, labels)
                     if track:
-                        keep_best(x_adv, prediction)
+                        best.update(x_adv, prediction, labels, ignore_index)
                 x_adv = x_next
             if track:
                 with torch.no_grad():
-                    keep_best(x_adv, class_prediction(forward(x_adv)))
-            else:
-                best_x = x_adv
+                    best.update(x_adv, class_prediction(forward(x_adv)), labels, ignore_index)
+    best_x = best.x if track else x_adv
     if channels_last:  # back to the layout the images came in
         return best_x.detach().contiguous(memory_format=_layout_of(images))
     return best_x.detach()

@@ -1,0 +1,44 @@
+"""Per image, the most damaging iterate an attack has seen (the evaluation criterion: MisRatio, the
+fraction of valid pixels misclassified), one tracker for the driver, CW, DeepFool and APGD."""
+from __future__ import annotations
+
+import torch
+
+
+def mis_ratio_per_image(prediction: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """``[B]`` fraction of valid pixels misclassified (MisRatio / APSR); 0 for images with none."""
+    valid = labels != ignore_index
+    wrong = (prediction != labels) & valid
+    return wrong.flatten(1).sum(1).float() / valid.flatten(1).sum(1).clamp_min(1).float()
+
+
+class BestIterate:
+    """``x`` ``[B, ...]`` (the best iterate so far, in the layout of the tensor it starts from) and ``score``
+    ``[B]`` (its MisRatio; -1 before the first update). ``ties``: on an equal MisRatio keep the earlier
+    iterate (``"keep"``), take the later one (``"replace"``: the driver, whose later iterates are further
+    along the ascent) or take the smaller perturbation (``"smaller_norm"``: CW, given ``norm``)."""
+
+    TIES = ("keep", "replace", "smaller_norm")
+
+    def __init__(self, x: torch.Tensor, *, ties: str = "keep"):
+        if ties not in self.TIES:
+            raise ValueError(f"ties must be one of {self.TIES}, got {ties!r}")
+        self.x = x.detach().clone()
+        self.score = torch.full((x.shape[0],), -1.0, device=x.device)
+        self.norm = torch.full((x.shape[0],), float("inf"), device=x.device)
+        self.ties = ties
+
+    @torch.no_grad()
+    def update(self, x_cur: torch.Tensor, prediction: torch.Tensor, labels: torch.Tensor, ignore_index: int,
+               norm: torch.Tensor | None = None) -> None:
+        """Score ``x_cur`` by its ``prediction [B, H, W]`` and keep it, per image, where it is better."""
+        score = mis_ratio_per_image(prediction, labels, ignore_index)
+        if self.ties == "replace":
+            better = score >= self.score
+        elif self.ties == "smaller_norm":
+            better = (score > self.score) | ((score == self.score) & (norm < self.norm))
+            self.norm.copy_(torch.where(better, norm, self.norm))
+        else:
+            better = score > self.score
+        self.score.copy_(torch.where(better, score, self.score))
+        self.x.copy_(torch.where(better.view(-1, *([1] * (x_cur.dim() - 1))), x_cur.detach(), self.x))
