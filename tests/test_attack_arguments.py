@@ -149,3 +149,18 @@ def test_dataset_miou_reads_any_model_output(kind):
     )
     assert dataset_miou(Wrapped(net, kind), x, y, num_classes=4, batch_size=2) == pytest.approx(plain)
     assert not math.isnan(plain)
+
+
+def test_every_attack_honours_trace_and_seed(tiny_model, batch):
+    """Every registered attack takes ``trace=`` and records its iterations (CW and DeepFool too, which used
+    to drop it) and takes ``seed=`` (per-image seeds; the deterministic ones have nothing to seed)."""
+    from fastsegadv.attacks.trace import AttackTrace
+
+    x, y = batch
+    small = {"bim_l2": dict(eps=0.5, alpha=0.2, steps=2), "cw_l2": dict(steps=2), "deepfool": dict(steps=2),
+             "pixel_subset_ifgsm": dict(eps=4 / 255, num_pixels=20, steps=2), "apgd": dict(eps=4 / 255, steps=2)}
+    for name, info in A.REGISTRY.items():
+        kw = small.get(name, dict(eps=4 / 255) if info.single_step else dict(eps=4 / 255, steps=2))
+        trace = AttackTrace(num_classes=5)
+        info.fn(tiny_model, x, y, trace=trace, seed=[3, 4], **kw)
+        assert len(trace.loss) >= 1 and len(trace.confusion) == len(trace.loss), name

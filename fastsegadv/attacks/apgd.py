@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .best_iterate import BestIterate, mis_ratio_per_image
+from .best_iterate import BestIterate
 from .margins import per_image_mean, pixel_loss
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_generators
@@ -81,10 +81,7 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
             x_next = project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev))
             f_next, g_next, logits = evaluate(x_next)
             if trace is not None:
-                pred = class_prediction(logits)
-                mis = mis_ratio_per_image(pred, labels, ignore_index)
-                valid = (labels != ignore_index).flatten(1).sum(1).float()
-                trace.record(0, f_next.sum(), (mis * valid).sum() / valid.sum().clamp_min(1), None, pred, labels)
+                trace.record_step(0, f_next.sum(), class_prediction(logits), labels, ignore_index)
             best.update(x_next, class_prediction(logits), labels, ignore_index)
             increases += (f_next > f_cur).float()
             up = f_next > f_max

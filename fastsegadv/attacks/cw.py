@@ -18,6 +18,7 @@ from .best_iterate import BestIterate
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_norm
+from .trace import AttackTrace
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
@@ -34,6 +35,7 @@ def cw_l2(
     ignore_index: int = 255,
     normalization: tuple | None = None,
     eval_mode: bool = True,
+    trace: AttackTrace | None = None,
     **unused,
 ) -> torch.Tensor:
     """Adversarial images ``[B, 3, H, W]``. ``c``: weight of the margin term; ``kappa``: confidence;
@@ -62,7 +64,10 @@ def cw_l2(
                 hinge = per_image_mean((margin + kappa).clamp_min(0), valid)  # [B]
                 loss = (dist + c * hinge).sum()
             # the iterate just evaluated: keep it if it is the most damaging so far (ties: the smaller one)
-            best.update(x_adv, class_prediction(logits), labels, ignore_index, norm=dist.detach().sqrt())
+            prediction = class_prediction(logits.detach())
+            best.update(x_adv, prediction, labels, ignore_index, norm=dist.detach().sqrt())
+            if trace is not None:
+                trace.record_step(0, loss.detach(), prediction, labels, ignore_index)
             if t == steps:
                 break
             opt.zero_grad(set_to_none=True)

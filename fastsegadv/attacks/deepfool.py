@@ -20,12 +20,14 @@ from .best_iterate import BestIterate
 from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_norm
+from .trace import AttackTrace
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 
 def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int = 50,
              overshoot: float = 0.02, max_norm: float | None = None, ignore_index: int = 255,
-             normalization: tuple | None = None, eval_mode: bool = True, **unused) -> torch.Tensor:
+             normalization: tuple | None = None, eval_mode: bool = True, trace: AttackTrace | None = None,
+             **unused) -> torch.Tensor:
     """Adversarial images ``[B, 3, H, W]``; per image the iterate with the highest MisRatio is returned."""
     reject_unknown_options(unused, "deepfool")
     check_attack_inputs(model, images, labels, eps=0.0, alpha=0.0, steps=steps)
@@ -48,7 +50,10 @@ def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
                 f = -per_image_mean(margin, active)  # [B] mean of z_k - z_y over the active pixels (< 0)
                 (grad,) = torch.autograd.grad(f.sum(), x_adv)  # per-image gradients (images independent)
             with torch.no_grad():
-                best.update(x_adv, class_prediction(logits), labels, ignore_index)
+                prediction = class_prediction(logits)
+                best.update(x_adv, prediction, labels, ignore_index)
+                if trace is not None:
+                    trace.record_step(0, f.sum(), prediction, labels, ignore_index)
                 running = active.flatten(1).any(1)  # [B] images with a pixel still correct
                 if t == steps or not bool(running.any()):
                     break

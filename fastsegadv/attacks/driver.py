@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..backend import choose_backend
-from .best_iterate import BestIterate, mis_ratio_per_image
+from .best_iterate import BestIterate
 from .capture import CapturedStep
 from .model_io import (
     FeatureHook,
@@ -201,10 +201,8 @@ def run_attack(
                     x_next, loss, prediction = step_fn(x_adv, None, t, first=first)
                 with torch.no_grad():
                     if trace is not None:
-                        mis = mis_ratio_per_image(prediction, labels, ignore_index)
-                        valid = (labels != ignore_index).flatten(1).sum(1).float()
-                        overall = (mis * valid).sum() / valid.sum().clamp_min(1)
-                        trace.record(restart, loss, overall, objective.region_counts(attack_labels), prediction, labels)
+                        trace.record_step(restart, loss, prediction, labels, ignore_index,
+                                          objective.region_counts(attack_labels))
                     if track:
                         best.update(x_adv, prediction, labels, ignore_index)
                 x_adv = x_next

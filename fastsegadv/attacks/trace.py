@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..metrics import per_image_confusion
+from .best_iterate import mis_ratio_per_image
 
 
 @dataclass
@@ -35,6 +36,14 @@ class AttackTrace:
         if self.num_classes is not None and prediction is not None:
             counts = per_image_confusion(prediction, labels, self.num_classes, ignore_index=self.ignore_index)
             self.confusion.append(counts.sum(0))  # [C, C]
+
+    def record_step(self, restart: int, loss: torch.Tensor, prediction: torch.Tensor, labels: torch.Tensor,
+                    ignore_index: int, regions: torch.Tensor | None = None) -> None:
+        """One iteration from this forward's ``prediction [B, H, W]``: the loss, the batch's MisRatio over
+        all its valid pixels and (with ``num_classes``) the confusion counts."""
+        mis = mis_ratio_per_image(prediction, labels, ignore_index)
+        valid = (labels != ignore_index).flatten(1).sum(1).float()
+        self.record(restart, loss, (mis * valid).sum() / valid.sum().clamp_min(1), regions, prediction, labels)
 
     def as_dicts(self) -> list[dict]:
         rows = []

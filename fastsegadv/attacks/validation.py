@@ -48,8 +48,9 @@ def check_unit_scale(**values: float) -> None:
 
 
 def reject_unknown_options(unused: dict, name: str) -> None:
-    """For attacks with their own loop (CW, DeepFool, APGD): accept the options the harness passes every
-    attack (eps, alpha, seed, trace, best_iterate) where they do not apply, and reject anything else."""
-    extra = set(unused) - {"eps", "alpha", "seed", "trace", "best_iterate"}
+    """For attacks with their own loop (CW, DeepFool, APGD), which take ``trace=`` and always return the best
+    iterate: accept the options the harness passes every attack where they do not apply (eps and alpha of
+    the minimal-perturbation attacks, ``seed`` of the deterministic ones, ``best_iterate``), reject the rest."""
+    extra = set(unused) - {"eps", "alpha", "seed", "best_iterate"}
     if extra:
         raise TypeError(f"{name}() got unexpected keyword arguments {sorted(extra)}")
