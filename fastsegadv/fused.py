@@ -12,6 +12,9 @@ partials: results are bitwise repeatable.
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 import torch
 
 from ._ops import label_counts  # (importing _ops loads the compiled ops and their fake kernels)
@@ -51,43 +54,49 @@ def encode(
     return flags, params
 
 
-KERNELS = ("cpp", "triton", "upsample", "upsample_align_corners", "triton_upsample", "triton_upsample_align_corners")
+class Kernel(NamedTuple):
+    """Which kernels run a fused loss: the implementation and whether they upsample low-resolution logits on
+    the fly (fused_upsample.py). The custom op carries it by :attr:`name` (ops take primitive types)."""
 
+    impl: str  # "cpp" (C++ CPU / CUDA ops) or "triton"
+    upsample: bool = False
+    align_corners: bool = False
 
-def _kernels(kernel: str):
-    """(forward, backward) kernels: "cpp", "triton", or "[triton_]upsample[_align_corners]" for the C++ /
-    Triton kernels that read low-resolution logits and upsample them on the fly (fused_upsample.py)."""
-    if "upsample" in kernel:
-        align_corners = kernel.endswith("_align_corners")
-        if kernel.startswith("triton"):
-            from .kernels import upsample_weighted_ce as up
+    @property
+    def name(self) -> str:
+        if not self.upsample:
+            return self.impl
+        base = "upsample" if self.impl == "cpp" else "triton_upsample"
+        return base + ("_align_corners" if self.align_corners else "")
+
+    def functions(self):
+        """(forward, backward) with the op contract of csrc/ops.cpp, called with keywords after
+        ``ignore_index`` (the upsampling ones get ``align_corners`` here)."""
+        if self.impl == "cpp" and not self.upsample:
+            return torch.ops.fastsegadv.weighted_ce_forward, torch.ops.fastsegadv.weighted_ce_backward
+        if self.impl == "cpp":
+            ops = torch.ops.fastsegadv
+            fwd, bwd = ops.upsample_weighted_ce_forward, ops.upsample_weighted_ce_backward
+        elif self.upsample:
+            from .kernels import upsample_weighted_ce as up  # triton is optional: imported on use
 
             fwd, bwd = up.upsample_weighted_ce_forward, up.upsample_weighted_ce_backward
         else:
-            fwd, bwd = (
-                torch.ops.fastsegadv.upsample_weighted_ce_forward,
-                torch.ops.fastsegadv.upsample_weighted_ce_backward,
-            )
-        return (
-            lambda z, y, st, prm, fl, ign, pp, wg, gs: fwd(z, y, st, prm, fl, ign, align_corners, pp, wg, gs),
-            lambda gs, z, y, st, prm, fl, ign: bwd(gs, z, y, st, prm, fl, ign, align_corners),
-        )
-    if kernel == "cpp":
-        return torch.ops.fastsegadv.weighted_ce_forward, torch.ops.fastsegadv.weighted_ce_backward
-    from .kernels import weighted_ce  # Triton
+            from .kernels import weighted_ce  # triton is optional: imported on use
 
-    return weighted_ce.weighted_ce_forward, weighted_ce.weighted_ce_backward
+            return weighted_ce.weighted_ce_forward, weighted_ce.weighted_ce_backward
+        return functools.partial(fwd, align_corners=self.align_corners), functools.partial(
+            bwd, align_corners=self.align_corners)
+
+    def returns_forward_grad(self, device: torch.device, with_grad: bool, reduction: str) -> bool:
+        """Only the C++ CPU kernels write the gradient in the forward pass. The upsampling one's can only be
+        scaled afterwards by a scalar (its per-pixel upstream lives at label resolution): "none" recomputes."""
+        return (with_grad and self.impl == "cpp" and device.type == "cpu"
+                and not (self.upsample and reduction == "none"))
 
 
-def _returns_forward_grad(kernel: str, device: torch.device, with_grad: bool, reduction: str) -> bool:
-    # Only the C++ CPU kernels write the gradient in the forward pass. The upsampling one's can only be
-    # scaled afterwards by a scalar (its per-pixel upstream lives at label resolution): "none" recomputes.
-    return (
-        with_grad
-        and not kernel.startswith("triton")
-        and device.type == "cpu"
-        and not ("upsample" in kernel and reduction == "none")
-    )
+KERNELS = {k.name: k for k in (Kernel("cpp"), Kernel("triton")) + tuple(
+    Kernel(impl, True, ac) for impl in ("cpp", "triton") for ac in (False, True))}
 
 
 # The params are a tensor (CPU float32 [6]) so that an attack step whose weights change with t (SegPGD
@@ -108,10 +117,11 @@ def fused_weighted_ce(
     scalar or ``[B,H,W]`` per pixel, stats ``[B, 6]`` float64, the CPU forward's gradient (fp32, already
     divided by N_v for a mean) or empty, the region state after this pass's update (a new tensor; the
     input is not modified, so the op is functional and autograd can be registered) or empty, N_v)."""
-    fwd, _ = _kernels(kernel)
+    chosen = KERNELS[kernel]
+    fwd, _ = chosen.functions()
     state_after = region_state.clone() if flags & Flag.REGIONS.value else region_state.new_empty((0,))
     pre_scale = 1.0
-    with_grad = _returns_forward_grad(kernel, logits.device, with_grad, reduction)
+    with_grad = chosen.returns_forward_grad(logits.device, with_grad, reduction)
     if with_grad and reduction == "mean":
         # 1/N_v applied in the forward pass (reading a CPU scalar costs no device sync)
         pre_scale = 1.0 / max(int(label_counts(labels, logits.shape[1], ignore_index)[0]), 1)
@@ -124,9 +134,9 @@ def fused_weighted_ce(
         params.to(logits.device),
         flags,
         ignore_index,
-        reduction == "none",
-        with_grad,
-        pre_scale,
+        per_pixel=reduction == "none",
+        with_grad=with_grad,
+        grad_scale=pre_scale,
     )
     n_valid = stats[:, Stat.VALID].sum()
     if reduction == "none":
@@ -143,7 +153,7 @@ def _fused_weighted_ce_fake(logits, labels, region_state, params, flags, ignore_
     out = logits.new_empty(tuple(labels.shape) if reduction == "none" else ())
     stats = logits.new_empty((labels.shape[0], NUM_STATS), dtype=torch.float64)
     grad = logits.new_empty(
-        tuple(logits.shape) if _returns_forward_grad(kernel, logits.device, with_grad, reduction) else (0,),
+        tuple(logits.shape) if KERNELS[kernel].returns_forward_grad(logits.device, with_grad, reduction) else (0,),
         dtype=torch.float32,
     )
     state_after = torch.empty_like(region_state) if flags & Flag.REGIONS.value else region_state.new_empty((0,))
@@ -162,7 +172,7 @@ def fused_weighted_ce_recompute(
     kernel: str,
 ) -> torch.Tensor:
     """``d(sum_i scale_i * w_i CE_i)/dlogits`` recomputed from the logits (``scale`` scalar or ``[B,H,W]``)."""
-    _, bwd = _kernels(kernel)
+    _, bwd = KERNELS[kernel].functions()
     return bwd(scale, logits, labels, region_state, params.to(logits.device), flags, ignore_index)
 
 
@@ -238,24 +248,25 @@ def checked_step_arguments(weighting: Weighting, step, steps, region_state, labe
 
 
 def weighted_fused_loss(
-    logits,
-    labels,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
     weighting: Weighting,
-    step,
-    steps,
-    region_state,
-    update_region_state,
-    params,
-    ignore_index,
-    reduction,
-    kernel,
+    step: int | None,
+    steps: int | None,
+    region_state: torch.Tensor | None,
+    update_region_state: bool,
+    params: torch.Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    kernel: Kernel,
 ):
     """:func:`fused_loss` of a weighting at t: flags and parameters encoded here unless ``params`` are
     given; the region state is passed only when the weighting uses it."""
     flags, encoded = encode(weighting, step, steps, update_region_state)
     state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
     return fused_loss(
-        logits, labels, state, encoded if params is None else params, flags, ignore_index, reduction, kernel
+        logits, labels, state, encoded if params is None else params, flags, ignore_index, reduction, kernel.name
     )
 
 
@@ -329,6 +340,8 @@ def weighted_cross_entropy(
             logits, labels, per_pixel, region_state if weighting.regions else None, ignore_index
         )
     out, stats = weighted_fused_loss(
-        logits, labels, weighting, step, steps, region_state, update_region_state, params, ignore_index, reduction, name
+        logits, labels, weighting=weighting, step=step, steps=steps, region_state=region_state,
+        update_region_state=update_region_state, params=params, ignore_index=ignore_index, reduction=reduction,
+        kernel=Kernel(name),
     )
     return (out, stats) if return_stats else out

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .backend import choose_backend
-from .fused import check_params_need_kernel, checked_step_arguments, weighted_fused_loss
+from .fused import Kernel, check_params_need_kernel, checked_step_arguments, weighted_fused_loss
 from .reference.pixelwise import check_reduction
 from .reference.weighted import Weighting, weighted_cross_entropy_reference
 
@@ -57,7 +57,6 @@ def upsample_weighted_cross_entropy(
     if name == "reference":
         check_params_need_kernel(params, weighting)
         return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)
-    kernel = ("triton_" if name == "triton" else "") + ("upsample_align_corners" if align_corners else "upsample")
-    out, _ = weighted_fused_loss(logits, labels, weighting, step, steps, region_state, update_region_state, params,
-                                 ignore_index, reduction, kernel)
+    out, _ = weighted_fused_loss(logits, labels, **kw, params=params,
+                                 kernel=Kernel(name, upsample=True, align_corners=align_corners))
     return out
