@@ -1,6 +1,6 @@
 """The peers' attack loops as their code / paper writes them, for the side-by-side end-to-end benchmark
 (test_attack_e2e.py, attack_overhead.py). Timing only: fastsegadv's parity with them is tested in
-tests/test_parity_peers.py.
+tests/losses/test_parity_peers.py.
 
 - ``cospgd_package_loop``: the ``cospgd`` package's loop (its README): CE(reduction="none") ->
   ``segpgd_scale`` / ``cospgd_scale`` -> ``.mean()`` -> ``loss.backward()`` (weight gradients included, as

@@ -1,7 +1,9 @@
 """Run the benchmark suites once and write the results: JSON (raw + summary), a Markdown table of
 ratios measured side by side, and a plot.
 
-    python benchmarks/run_benchmarks.py [-k EXPR] [--out benchmarks/results]
+    python benchmarks/run_benchmarks.py [--suite fused_loss|fused_upsample|attack_e2e|attack_step|all] [-k EXPR]
+
+Results go to ``benchmarks/results/<suite>/<device>/``.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
+SUITES = ("fused_loss", "fused_upsample", "attack_e2e", "attack_step")
 
 
 def device_name() -> str:
@@ -186,8 +189,10 @@ def plot_e2e(rows: list[dict], path: Path, title: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-k", default=None, help="pytest -k expression to select benchmarks")
-    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--suite", default="fused_loss", choices=[*SUITES, "all"],
+                    help="which benchmark file to run (default fused_loss); all: every suite")
+    ap.add_argument("-k", default=None, help="pytest -k expression to select benchmarks within the suite")
+    ap.add_argument("--out", type=Path, default=HERE / "results", help="results/<suite>/<device>/ is written")
     ap.add_argument("--replot", type=Path, default=None, help="redraw the plot and table from a summary.json")
     args = ap.parse_args()
     if args.replot is not None:
@@ -199,7 +204,7 @@ def main() -> int:
         return 0
     dev = device_name()
     slug = "".join(ch if ch.isalnum() else "_" for ch in dev).strip("_")[:60]
-    out = args.out / slug
+    out = args.out / args.suite / slug
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(tmp) / "raw.json"
@@ -208,7 +213,7 @@ def main() -> int:
             "-m",
             "pytest",
             "-q",
-            str(HERE),
+            str(HERE) if args.suite == "all" else str(HERE / f"test_{args.suite}.py"),
             "--benchmark-only",
             f"--benchmark-json={raw_path}",
             "-p",

@@ -1,6 +1,6 @@
 """The kernel contract of the fused weighted cross-entropy, in one Python source: the mode flags, the
 layout of the parameter vector and the columns of the per-image statistics. ``csrc/weighting.h`` (C++ CPU
-and CUDA kernels) and ``kernels/weighted_ce.py`` (Triton) mirror it; ``tests/test_contract.py`` parses
+and CUDA kernels) and ``kernels/weighted_ce.py`` (Triton) mirror it; ``tests/ops/test_contract.py`` parses
 the header and reads the Triton module to check that they agree with this file.
 
     flags = Flag.SEGPGD | Flag.ZERO_OUT

@@ -5,7 +5,7 @@ import torch
 
 from fastsegadv import backend
 
-from .kernel_cases import MODES, make_case, run
+from ..kernel_cases import MODES, make_case, run
 from .test_fused_cpp import assert_matches
 
 pytestmark = pytest.mark.skipif(not backend.available("triton", torch.device("cpu")),

@@ -4,7 +4,7 @@ import torch
 
 from fastsegadv import losses as L
 
-from .kernel_cases import MODES
+from ..kernel_cases import MODES
 
 WEIGHTINGS = MODES  # every mode and product the fused kernels implement (tests/kernel_cases.py)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from fastsegadv.contract import NUM_PARAMS, NUM_STATS, Flag, Param, Stat
 from fastsegadv.kernels import weighted_ce as triton_kernels
 
-HEADER = (Path(__file__).resolve().parents[1] / "csrc" / "weighting.h").read_text()
+HEADER = (Path(__file__).resolve().parents[2] / "csrc" / "weighting.h").read_text()
 
 
 def _header_enum(prefix: str) -> dict[str, int]:

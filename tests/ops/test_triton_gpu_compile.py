@@ -1,6 +1,6 @@
 """Triton's real compiler in CI: every Triton kernel, in every specialisation the library launches, is
 compiled for sm_90 (H100/H200) by Triton's front end, NVIDIA backend and bundled ptxas, without a GPU
-(tests/triton_gpu_compile.py, in a subprocess with TRITON_INTERPRET=0). The interpreter tests elsewhere
+(tests/ops/triton_gpu_compile.py, in a subprocess with TRITON_INTERPRET=0). The interpreter tests elsewhere
 check values; this one checks that the GPU code exists at all."""
 import json
 import os

@@ -1,7 +1,7 @@
 """Compile every Triton kernel of fastsegadv for a real GPU target (sm_90) without a GPU.
 
-Run as a script with ``TRITON_INTERPRET=0`` (tests/test_triton_gpu_compile.py does, in a subprocess):
-``python tests/triton_gpu_compile.py [--arch 90] [--json out.json]``.
+Run as a script with ``TRITON_INTERPRET=0`` (tests/ops/test_triton_gpu_compile.py does, in a subprocess):
+``python tests/ops/triton_gpu_compile.py [--arch 90] [--json out.json]``.
 
 The interpreter that runs the kernels in the rest of the suite never makes the checks of Triton's
 compiler (an unreadable global, a type error in a branch that is not taken, an op the GPU backend does

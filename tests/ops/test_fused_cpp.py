@@ -7,7 +7,7 @@ import torch
 from fastsegadv import _ops
 from fastsegadv import losses as L
 
-from .kernel_cases import MODES, make_case, run
+from ..kernel_cases import MODES, make_case, run
 
 pytestmark = pytest.mark.skipif(not _ops.CPP_AVAILABLE, reason=f"C++ ops not built: {_ops.CPP_IMPORT_ERROR}")
 
