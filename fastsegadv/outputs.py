@@ -34,14 +34,14 @@ def extract_logits(output, key: str | int | None = None) -> torch.Tensor:
     raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
 
 
-def logits_at(output, size: Sequence[int]) -> torch.Tensor:
-    """Logits at label resolution ``size = (H, W)``; smaller logits are upsampled bilinearly
-    (``align_corners=False``, as torchvision's segmentation heads do)."""
+def logits_at(output, size: Sequence[int], *, align_corners: bool = False) -> torch.Tensor:
+    """Logits at label resolution ``size = (H, W)``; other sizes are resized bilinearly (``align_corners``
+    False by default, as torchvision's and mmseg's heads do)."""
     logits = extract_logits(output)
     if logits.dim() != 4:
         raise ValueError(f"model logits must be [B, C, h, w], got shape {tuple(logits.shape)}")
     if tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=align_corners)
     return logits
 
 

@@ -8,9 +8,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ..outputs import extract_logits
+from ..outputs import extract_logits, logits_at
 
 select_output = extract_logits  # the models API's name for the one output adapter (fastsegadv.outputs)
 
@@ -33,9 +32,7 @@ class SegmentationAdapter(nn.Module):
     def _resize(self, logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         if not isinstance(logits, torch.Tensor) or logits.dim() != 4:
             raise ValueError(f"logits must be a [B, C, h, w] tensor, got {getattr(logits, 'shape', type(logits))}")
-        if tuple(logits.shape[-2:]) == tuple(size):
-            return logits
-        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=self.align_corners)
+        return logits_at(logits, size, align_corners=self.align_corners)
 
     def forward(self, x: torch.Tensor):
         raw = self.model(x)
