@@ -1,6 +1,6 @@
 // Per-pixel weight formulas of the fused weighted cross-entropy (DESIGN.md §3), shared by the CPU
 // (cpu/weighted_ce_cpu.cpp) and CUDA (cuda/weighted_ce_cuda.cu) kernels. Mirrors
-// fastsegadv/losses/weighted.py (the eager reference) and fastsegadv/contract.py (flags, params, stats).
+// fastsegadv/reference/weighted.py (the eager reference) and fastsegadv/contract.py (flags, params, stats).
 //
 // After the class reductions of one pixel (max m and argmax a, optional second max / min, S = sum
 // exp(z - m), Sz = sum exp(z - m)(z - m), S2 = sum exp(2(z - m)), Q2 = sum sigmoid(z)^2), the

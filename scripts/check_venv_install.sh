@@ -24,7 +24,7 @@ import os
 import torch
 import fastsegadv
 from fastsegadv import losses
-from fastsegadv.losses.weighted import weighted_cross_entropy_reference
+from fastsegadv.reference.weighted import weighted_cross_entropy_reference
 import fastsegadv._C  # the compiled ops were built in this venv
 import fastsegadv.kernels.weighted_ce  # kernels/ installed as fastsegadv.kernels (package_dir)
 
