@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../input_checks.h"
 #include "block_stage.h"
 
 namespace fastsegadv {
@@ -52,16 +53,6 @@ struct Problem {
   int64_t B, C, h, w, H, W, P, nblk;  // nblk: blocks per output row
 };
 
-void check_inputs(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& state, int64_t flags,
-                  const at::Tensor& params) {
-  TORCH_CHECK(logits.dim() == 4 && logits.size(1) >= 2, "logits must be [B, C >= 2, h, w]");
-  TORCH_CHECK(labels.dim() == 3 && labels.size(0) == logits.size(0), "labels must be [B, H, W]");
-  TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64");
-  TORCH_CHECK(params.numel() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
-  if (flags & FLAG_REGIONS)
-    TORCH_CHECK(state.scalar_type() == at::kByte && state.sizes() == labels.sizes() && state.is_contiguous(),
-                "region_state must be contiguous uint8 [B, H, W]");
-}
 
 // k: upstream gradient of each pixel's loss (k_pix per pixel [B*H*W] or the scalar k_scalar).
 // st_out: where the updated region state goes (nullable: no update).
@@ -158,7 +149,7 @@ Problem problem(const at::Tensor& logits, const at::Tensor& labels) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> upsample_weighted_ce_forward_cpu(
     const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, const at::Tensor& params_d,
     int64_t flags, int64_t ignore_index, bool align_corners, bool per_pixel, bool with_grad, double grad_scale) {
-  check_inputs(logits_in, labels_in, region_state, flags, params_d);
+  check_fused_inputs(logits_in, labels_in, region_state, flags, params_d, /*upsample=*/true);
   const at::Tensor logits = logits_in.contiguous(), labels = labels_in.contiguous();
   const Problem p = problem(logits, labels);
   const Axis ay(p.h, p.H, align_corners), ax(p.w, p.W, align_corners);
@@ -185,7 +176,7 @@ at::Tensor upsample_weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, co
                                              const at::Tensor& params_d, int64_t flags, int64_t ignore_index,
                                              bool align_corners) {
   at::Tensor region_state = (flags & FLAG_REGIONS) ? region_state_in.contiguous() : region_state_in;
-  check_inputs(logits_in, labels_in, region_state, flags, params_d);
+  check_fused_inputs(logits_in, labels_in, region_state, flags, params_d, /*upsample=*/true);
   const at::Tensor logits = logits_in.contiguous(), labels = labels_in.contiguous();
   const at::Tensor scale = grad_scale_in.to(at::kFloat).contiguous();
   const bool scalar = scale.numel() == 1;

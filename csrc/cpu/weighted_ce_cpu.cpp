@@ -18,6 +18,7 @@
 #endif
 #include <vector>
 
+#include "../input_checks.h"
 #include "block_stage.h"
 
 namespace fastsegadv {
@@ -80,26 +81,6 @@ void load_block(const scalar_t* z, const Geometry& g, int64_t p0, int64_t n, Blo
   }
 }
 
-void check_inputs(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& state, int64_t flags,
-                  const at::Tensor& params) {
-  TORCH_CHECK(logits.dim() == 4, "logits must be [B, C, H, W]");
-  TORCH_CHECK(logits.size(1) >= 2, "the fused kernel needs C >= 2 classes");
-  TORCH_CHECK(labels.dim() == 3 && labels.size(0) == logits.size(0) && labels.size(1) == logits.size(2) &&
-                  labels.size(2) == logits.size(3),
-              "labels must be [B, H, W] matching the logits");
-  TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64");
-  TORCH_CHECK(params.numel() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");
-  if (flags & FLAG_REGIONS) {
-    TORCH_CHECK(state.scalar_type() == at::kByte && state.sizes() == labels.sizes(),
-                "region_state must be uint8 [B, H, W]");
-  }
-}
-
-at::Tensor pixel_layout(const at::Tensor& logits) {
-  // NCHW-contiguous or channels_last both flatten H*W with one pixel stride; anything else is copied.
-  if (logits.is_contiguous() || logits.is_contiguous(at::MemoryFormat::ChannelsLast)) return logits;
-  return logits.contiguous();
-}
 
 // Write the block's gradient rows into the output (same strides as the logits), image b, pixels p0 .. p0 + n.
 template <typename out_t>
@@ -147,7 +128,7 @@ void run_blocks(const scalar_t* z, const int64_t* lab, const uint8_t* st, uint8_
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
     const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, const at::Tensor& params_d,
     int64_t flags, int64_t ignore_index, bool per_pixel, bool with_grad, double grad_scale) {
-  check_inputs(logits_in, labels_in, region_state, flags, params_d);
+  check_fused_inputs(logits_in, labels_in, region_state, flags, params_d, /*upsample=*/false);
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();
   TORCH_CHECK(!(flags & FLAG_REGIONS) || region_state.is_contiguous(), "region_state must be contiguous");
@@ -173,7 +154,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
 at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::Tensor& logits_in,
                                     const at::Tensor& labels_in, const at::Tensor& region_state,
                                     const at::Tensor& params_d, int64_t flags, int64_t ignore_index) {
-  check_inputs(logits_in, labels_in, region_state, flags, params_d);
+  check_fused_inputs(logits_in, labels_in, region_state, flags, params_d, /*upsample=*/false);
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();
   const at::Tensor state = (flags & FLAG_REGIONS) ? region_state.contiguous() : region_state;

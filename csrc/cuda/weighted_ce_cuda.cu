@@ -14,6 +14,7 @@
 
 #include <cfloat>
 
+#include "../input_checks.h"
 #include "../weighting.h"
 
 namespace fastsegadv {
@@ -132,10 +133,6 @@ __global__ void backward_kernel(const scalar_t* __restrict__ z, const int64_t* _
   }
 }
 
-at::Tensor pixel_layout(const at::Tensor& logits) {
-  if (logits.is_contiguous() || logits.is_contiguous(at::MemoryFormat::ChannelsLast)) return logits;
-  return logits.contiguous();
-}
 
 // The kernels read the parameters from device memory (a CUDA-graph replay then sees the values of each
 // step, not those of the recorded one): fp32 [NUM_PARAMS] on the logits' device.
@@ -148,7 +145,7 @@ at::Tensor device_params(const at::Tensor& params, const at::Tensor& logits) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cuda(
     const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, const at::Tensor& params_in,
     int64_t flags, int64_t ignore_index, bool per_pixel, bool /*with_grad*/, double /*grad_scale*/) {
-  TORCH_CHECK(logits_in.dim() == 4 && logits_in.size(1) >= 2, "logits must be [B, C>=2, H, W]");
+  check_fused_inputs(logits_in, labels_in, region_state, flags, params_in, /*upsample=*/false);
   const c10::cuda::CUDAGuard guard(logits_in.device());
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();
@@ -179,6 +176,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cuda(
 at::Tensor weighted_ce_backward_cuda(const at::Tensor& grad_scale_in, const at::Tensor& logits_in,
                                      const at::Tensor& labels_in, const at::Tensor& region_state,
                                      const at::Tensor& params_in, int64_t flags, int64_t ignore_index) {
+  check_fused_inputs(logits_in, labels_in, region_state, flags, params_in, /*upsample=*/false);
   const c10::cuda::CUDAGuard guard(logits_in.device());
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();
