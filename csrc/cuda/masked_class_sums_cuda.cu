@@ -75,11 +75,14 @@ std::tuple<at::Tensor, at::Tensor> masked_class_sums_cuda(const at::Tensor& feat
   const int64_t B = f.size(0), D = f.size(1), HW = f.size(2) * f.size(3);
   at::Tensor sums = at::zeros({B, K, D}, f.options().dtype(at::kFloat));
   at::Tensor counts = at::zeros({B, K}, f.options().dtype(at::kFloat));
+  if (B == 0) return {sums, counts};  // a launch of zero blocks is an error; the sums are 0
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "masked_class_sums_cuda", [&] {
-    class_sums_kernel<scalar_t><<<dim3(D, B), kThreads, 0, stream>>>(
-        f.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), mask.data_ptr<bool>(), sums.data_ptr<float>(), D, HW, K,
-        false);
+    if (D > 0) {
+      class_sums_kernel<scalar_t><<<dim3(D, B), kThreads, 0, stream>>>(
+          f.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), mask.data_ptr<bool>(), sums.data_ptr<float>(), D, HW,
+          K, false);
+    }
     class_sums_kernel<scalar_t><<<dim3(1, B), kThreads, 0, stream>>>(
         f.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), mask.data_ptr<bool>(), counts.data_ptr<float>(), D, HW, K,
         true);
