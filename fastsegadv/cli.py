@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from . import __version__, demo, train_reference
+from .commands import evaluate, study, train
 
 COMMANDS = {
     "train": "adversarial training with a named attack (built-in data by default); DDP under torchrun",
@@ -19,9 +20,6 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import demo, train_reference
-    from .commands import evaluate, study, train
-
     p = argparse.ArgumentParser(prog="fastsegadv", description="Adversarial robustness of semantic segmentation.")
     p.add_argument("--version", action="version", version=f"fastsegadv {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -40,8 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("train", "evaluate", "study"):
-        from .commands import evaluate, study, train
-
         module = {"train": train, "evaluate": evaluate, "study": study}[argv[0]]
         try:
             return module.main(argv[1:])

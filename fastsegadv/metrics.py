@@ -63,17 +63,25 @@ class ConfusionMatrix:
 
 
 @torch.no_grad()
+def prediction_confusion(predict, batches, *, num_classes: int, ignore_index: int = 255,
+                         device=None) -> ConfusionMatrix:
+    """Confusion matrix of the argmax predictions of ``predict(images)`` over ``batches`` of ``(images
+    [b, 3, H, W], labels [b, H, W])``: the one loop behind every clean mIoU of the library (a set of tensors
+    here, a sharded dataset in training and evaluation). Any model output the attacks accept (dicts,
+    Hugging Face objects, tuples, logits below the labels' resolution: upsampled bilinearly) is read
+    through :func:`fastsegadv.outputs.logits_at`."""
+    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
+    for x, y in batches:
+        cm.update(class_prediction(logits_at(predict(x), y.shape[-2:])), y)
+    return cm
+
+
 def dataset_miou(model, images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, ignore_index: int = 255,
                  batch_size: int = 64) -> float:
-    """mIoU of ``model``'s argmax predictions over ``images [N, 3, H, W]`` / ``labels [N, H, W]``, in batches.
-    Any model output the attacks accept (dicts, Hugging Face objects, tuples, logits below the labels'
-    resolution: upsampled bilinearly) is read through :func:`fastsegadv.outputs.logits_at`."""
-    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            y = labels[i:i + batch_size]
-            cm.update(class_prediction(logits_at(model(images[i:i + batch_size]), y.shape[-2:])), y)
-    return cm.miou()
+    """mIoU of ``model``'s argmax predictions over ``images [N, 3, H, W]`` / ``labels [N, H, W]``, in batches
+    (see :func:`prediction_confusion`)."""
+    batches = ((images[i:i + batch_size], labels[i:i + batch_size]) for i in range(0, len(images), batch_size))
+    return prediction_confusion(model, batches, num_classes=num_classes, ignore_index=ignore_index).miou()
 
 
 def per_image_confusion(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int, *,

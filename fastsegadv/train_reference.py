@@ -3,8 +3,9 @@
     fastsegadv train-reference --model standard      # clean training
     fastsegadv train-reference --model pgd_at        # PGD3 adversarial fine-tuning (001 Algorithm 2)
 
-The adversarial variant follows 001 Algorithm 2: each mini-batch is split, the second half replaced by
-PGD3 examples (eps 8/255, alpha 0.01, attack in eval mode), loss = CE(clean half) + CE(adv half).
+Both run the library's one training loop, :func:`fastsegadv.training.fit`: AdamW, one-cycle schedule, and
+for ``pgd_at`` 001 Algorithm 2 (each batch half clean, half PGD3 examples at eps 8/255, alpha 0.01, found
+in eval mode; loss = CE(clean half) + CE(adversarial half)). The checkpoint is written atomically.
 """
 from __future__ import annotations
 
@@ -13,13 +14,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
+from torch.utils.data import TensorDataset
 
-from .attacks import pgd
+from . import atomic_io
 from .data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
-from .metrics import dataset_miou
 from .models import TinyDeepLab, checkpoint_path
+from .training import TrainConfig, fit
 
 
 def train(
@@ -27,49 +27,26 @@ def train(
     lr: float = 3e-3, width: int = 32, seed: int = 0, eps: float = 8 / 255, progress: bool = True,
     init: Path | None = None,
 ) -> tuple[TinyDeepLab, dict]:
-    """Train a TinyDeepLab; ``init`` starts from a checkpoint (the PGD-AT model is fine-tuned from the
-    standard one, which makes adversarial training affordable on a CPU)."""
+    """Train a TinyDeepLab with :func:`fastsegadv.training.fit`; ``init`` starts from a checkpoint (the
+    PGD-AT model is fine-tuned from the standard one, which makes adversarial training affordable on a
+    CPU). Returns the model in eval mode and the run's metadata (``history``: fit's per-epoch records,
+    ``test_miou`` the clean mIoU on 128 test scenes after each epoch)."""
     torch.manual_seed(seed)
     images, labels = make_digit_scenes("train", num_images=num_images, seed=seed)
     test_x, test_y = make_digit_scenes("test", num_images=128, seed=seed)
     model = TinyDeepLab(NUM_CLASSES, width=width)
     if init is not None:
         model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["state_dict"])
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps_per_epoch = num_images // batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    gen = torch.Generator().manual_seed(seed)
-    history = []
+    config = TrainConfig(
+        attack="pgd@3" if adversarial else None, eps=eps, alpha=0.01, clean_fraction=0.5, epochs=epochs,
+        batch_size=batch_size, lr=lr, weight_decay=1e-4, optimizer="adamw", schedule="onecycle", seed=seed,
+        ignore_index=IGNORE_INDEX, progress=progress,
+    )
     start = time.time()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(num_images, generator=gen)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        total = 0.0
-        for s in bar:
-            idx = order[s * batch_size:(s + 1) * batch_size]
-            x, y = images[idx], labels[idx]
-            if adversarial:  # 001 Algorithm 2: second half adversarial
-                half = batch_size // 2
-                x_adv = pgd(model, x[half:], y[half:], eps=eps, alpha=0.01, steps=3, seed=seed * 100003 + s)
-                x = torch.cat([x[:half], x_adv])
-            out = model(x)
-            if adversarial:
-                loss = (F.cross_entropy(out[:half], y[:half], ignore_index=IGNORE_INDEX)
-                        + F.cross_entropy(out[half:], y[half:], ignore_index=IGNORE_INDEX))
-            else:
-                loss = F.cross_entropy(out, y, ignore_index=IGNORE_INDEX)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-            bar.set_postfix(loss=f"{total / (s + 1):.3f}")
-        model.eval()
-        miou = dataset_miou(model, test_x, test_y, num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX)
-        history.append({"epoch": epoch + 1, "loss": total / steps_per_epoch, "test_miou": miou})
-        if progress:
-            print(f"epoch {epoch + 1}: loss {total / steps_per_epoch:.4f}  test mIoU {miou:.4f}", flush=True)
+    history = fit(model, TensorDataset(images, labels), config, num_classes=NUM_CLASSES,
+                  val_set=TensorDataset(test_x, test_y))
+    for record in history:
+        record["test_miou"] = record["val_miou"]
     meta = {
         "adversarial": adversarial,
         "epochs": epochs,
@@ -86,8 +63,9 @@ def train(
 
 
 def save_checkpoint(model: TinyDeepLab, meta: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
+    """The shipped checkpoint format: ``state_dict`` plus what :func:`fastsegadv.models.load_pretrained`
+    and the README read (classes, width, final test mIoU, how it was trained)."""
+    atomic_io.torch_save({
         "state_dict": model.state_dict(),
         "num_classes": model.num_classes,
         "width": model.stem[0][0].out_channels,
@@ -98,10 +76,7 @@ def save_checkpoint(model: TinyDeepLab, meta: dict, path: Path) -> None:
         "init": meta["init"],
         "lr": meta["lr"],
         "num_images": meta["num_images"],
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    }, path)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

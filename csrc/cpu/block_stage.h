@@ -273,6 +273,29 @@ struct PixelStage {
   }
 };
 
+// What one pass over the blocks reads (both CPU kernels).
+template <typename scalar_t>
+struct PassInputs {
+  const scalar_t* logits;        // [B, C, H, W], strides in Geometry
+  const int64_t* labels;         // [B * HW]
+  const uint8_t* region_state;   // [B * HW], nullptr without FLAG_REGIONS
+  int64_t flags;                 // weighting.h flag bits
+  const float* params;           // [NUM_PARAMS]
+  int64_t ignore_index;
+  const float* k_pixel;          // upstream gradient per pixel [B * HW], or nullptr ...
+  float k_scalar;                // ... then this scalar
+};
+
+// What one pass writes; nullptr = not wanted.
+template <typename out_t>
+struct PassOutputs {
+  uint8_t* region_state = nullptr;  // updated region state [B * HW]
+  float* loss = nullptr;            // per-pixel loss [B * HW]
+  double* block_stats = nullptr;    // per-block statistics [B * nblk, NUM_STATS]
+  out_t* grad = nullptr;            // k * d loss / dz: same strides as the logits (weighted_ce_cpu.cpp), or the
+                                    // row buffer [B, H, C, w] of the upsampling kernel's first phase
+};
+
 // The op's fp32 [NUM_PARAMS] parameter tensor (CPU) as the floats the kernels use.
 inline void float_params(const at::Tensor& params_t, float* params) {
   TORCH_CHECK(params_t.numel() == NUM_PARAMS, "params must have ", NUM_PARAMS, " entries");

@@ -27,6 +27,8 @@ namespace fastsegadv {
 namespace {
 
 using cpu::BlockReductions;
+using cpu::PassInputs;
+using cpu::PassOutputs;
 using cpu::PixelStage;
 using cpu::reduce_loaded;
 
@@ -54,13 +56,14 @@ struct Problem {
 };
 
 
-// k: upstream gradient of each pixel's loss (k_pix per pixel [B*H*W] or the scalar k_scalar).
-// st_out: where the updated region state goes (nullable: no update).
-// rowbuf (if grad wanted): [B, H, C, w] fp32, filled here. part: [B, H * nblk, NUM_STATS] (nullable).
+// Interpolate, reduce, weight and (with out.grad = the row buffer [B, H, C, w] fp32) write the transpose
+// of the horizontal interpolation of each output row. out.block_stats: [B, H * nblk, NUM_STATS].
 template <typename scalar_t>
-void phase1(const scalar_t* z, const int64_t* lab, const uint8_t* st, uint8_t* st_out, const Problem& p, const Axis& ay,
-            const Axis& ax, int64_t flags, const float* params, int64_t ignore_index, float k_scalar,
-            const float* k_pix, float* loss_ptr, double* part, float* rowbuf) {
+void phase1(const PassInputs<scalar_t>& in, const PassOutputs<float>& out, const Problem& p, const Axis& ay,
+            const Axis& ax) {
+  const scalar_t* z = in.logits;
+  float* rowbuf = out.grad;
+  const int64_t flags = in.flags;
   const bool weight_grad = has_weight_grad(flags);
   at::parallel_for(0, p.B * p.H, 1, [&](int64_t begin, int64_t end) {
     const FlushDenormals ftz;
@@ -87,18 +90,19 @@ void phase1(const scalar_t* z, const int64_t* lab, const uint8_t* st, uint8_t* s
                      ly1 * (lx0[j] * static_cast<float>(bot[x0[j]]) + lx1[j] * static_cast<float>(bot[x1[j]]));
           }
         }
-        reduce_loaded(lab + i0, p.C, p.P, n, flags, ignore_index, r);
-        ps.load_inputs(st, k_pix, k_scalar, i0, n);
-        ps.compute(r, n, static_cast<int>(p.C), flags, params);
-        ps.store_outputs(r, st_out, loss_ptr, part ? part + (task * p.nblk + blk) * NUM_STATS : nullptr,
-                         st != nullptr, i0, n);
+        reduce_loaded(in.labels + i0, p.C, p.P, n, flags, in.ignore_index, r);
+        ps.load_inputs(in.region_state, in.k_pixel, in.k_scalar, i0, n);
+        ps.compute(r, n, static_cast<int>(p.C), flags, in.params);
+        ps.store_outputs(r, out.region_state, out.loss,
+                         out.block_stats ? out.block_stats + (task * p.nblk + blk) * NUM_STATS : nullptr,
+                         in.region_state != nullptr, i0, n);
         if (!rb) continue;
         for (int64_t c = 0; c < p.C; ++c) {  // transpose of the horizontal interpolation, in pixel order
           const float* __restrict__ gv = ps.gradient_row(r, p.P, n, c, weight_grad);
-          float* __restrict__ out = rb + c * p.w;
+          float* __restrict__ dst = rb + c * p.w;
           for (int64_t j = 0; j < n; ++j) {
-            out[x0[j]] += lx0[j] * gv[j];
-            out[x1[j]] += lx1[j] * gv[j];
+            dst[x0[j]] += lx0[j] * gv[j];
+            dst[x1[j]] += lx1[j] * gv[j];
           }
         }
       }
@@ -162,10 +166,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> upsample_weighted_ce_forward_cpu(
   at::Tensor grad = with_grad ? at::empty({p.B, p.C, p.h, p.w}, f32) : at::empty({0}, f32);
   uint8_t* st = (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "upsample_weighted_ce_forward_cpu", [&] {
-    phase1<scalar_t>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, (flags & FLAG_UPDATE_STATE) ? st : nullptr, p,
-                     ay, ax, flags, params, ignore_index, static_cast<float>(grad_scale), nullptr,
-                     per_pixel ? loss.data_ptr<float>() : nullptr, partial.data_ptr<double>(),
-                     with_grad ? rowbuf.data_ptr<float>() : nullptr);
+    const PassInputs<scalar_t> in{logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, flags, params,
+                                  ignore_index, /*k_pixel=*/nullptr, static_cast<float>(grad_scale)};
+    PassOutputs<float> out;
+    out.region_state = (flags & FLAG_UPDATE_STATE) ? st : nullptr;
+    out.loss = per_pixel ? loss.data_ptr<float>() : nullptr;
+    out.block_stats = partial.data_ptr<double>();
+    out.grad = with_grad ? rowbuf.data_ptr<float>() : nullptr;
+    phase1(in, out, p, ay, ax);
   });
   if (with_grad) phase2<float>(rowbuf.data_ptr<float>(), p, ay, grad.data_ptr<float>());
   return {loss, partial.sum(1), grad};
@@ -191,9 +199,11 @@ at::Tensor upsample_weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, co
   const uint8_t* st = (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr;
   const float* sp = scale.data_ptr<float>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "upsample_weighted_ce_backward_cpu", [&] {
-    phase1<scalar_t>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, nullptr, p, ay, ax, flags, params,
-                     ignore_index, scalar ? sp[0] : 0.f, scalar ? nullptr : sp, nullptr, nullptr,
-                     rowbuf.data_ptr<float>());
+    const PassInputs<scalar_t> in{logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, flags, params,
+                                  ignore_index, scalar ? nullptr : sp, scalar ? sp[0] : 0.f};
+    PassOutputs<float> out;
+    out.grad = rowbuf.data_ptr<float>();
+    phase1(in, out, p, ay, ax);
     phase2<scalar_t>(rowbuf.data_ptr<float>(), p, ay, grad.data_ptr<scalar_t>());
   });
   return grad;

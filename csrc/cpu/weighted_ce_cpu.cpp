@@ -25,6 +25,8 @@ namespace fastsegadv {
 namespace {
 
 using cpu::BlockReductions;
+using cpu::PassInputs;
+using cpu::PassOutputs;
 using cpu::PixelStage;
 using cpu::reduce_loaded;
 
@@ -101,26 +103,23 @@ void write_block(PixelStage& ps, const BlockReductions& r, const Geometry& g, in
   }
 }
 
-// One pass over the blocks (forward and backward share it). Optional outputs, nullptr when not wanted:
-// st_out (updated region state), per-pixel loss, per-block statistics part [B * nblk, NUM_STATS] and the
-// gradient (same strides as the logits) scaled by the upstream k_pix (per pixel) or k_scalar.
+// One pass over the blocks (forward and backward share it).
 template <typename scalar_t, typename out_t>
-void run_blocks(const scalar_t* z, const int64_t* lab, const uint8_t* st, uint8_t* st_out, const Geometry& g,
-                int64_t flags, const float* params, int64_t ignore_index, float k_scalar, const float* k_pix,
-                float* loss_ptr, double* part, out_t* grad_ptr) {
+void run_blocks(const PassInputs<scalar_t>& in, const PassOutputs<out_t>& out, const Geometry& g) {
   at::parallel_for(0, g.B * g.nblk, 1, [&](int64_t begin, int64_t end) {
     const FlushDenormals ftz;
     BlockReductions r(g.C, g.P);
-    PixelStage ps(g.C, g.P, grad_ptr != nullptr);
+    PixelStage ps(g.C, g.P, out.grad != nullptr);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / g.nblk, p0 = (task % g.nblk) * g.P, n = std::min(g.P, g.HW - p0);
       const int64_t i0 = b * g.HW + p0;
-      load_block(z + b * g.sb, g, p0, n, r);
-      reduce_loaded(lab + i0, g.C, g.P, n, flags, ignore_index, r);
-      ps.load_inputs(st, k_pix, k_scalar, i0, n);
-      ps.compute(r, n, static_cast<int>(g.C), flags, params);
-      ps.store_outputs(r, st_out, loss_ptr, part ? part + task * NUM_STATS : nullptr, st != nullptr, i0, n);
-      if (grad_ptr) write_block(ps, r, g, n, grad_ptr, b, p0, has_weight_grad(flags));
+      load_block(in.logits + b * g.sb, g, p0, n, r);
+      reduce_loaded(in.labels + i0, g.C, g.P, n, in.flags, in.ignore_index, r);
+      ps.load_inputs(in.region_state, in.k_pixel, in.k_scalar, i0, n);
+      ps.compute(r, n, static_cast<int>(g.C), in.flags, in.params);
+      ps.store_outputs(r, out.region_state, out.loss, out.block_stats ? out.block_stats + task * NUM_STATS : nullptr,
+                       in.region_state != nullptr, i0, n);
+      if (out.grad) write_block(ps, r, g, n, out.grad, b, p0, has_weight_grad(in.flags));
     }
   });
 }
@@ -143,10 +142,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
   at::Tensor partial = at::zeros({g.B, g.nblk, NUM_STATS}, logits.options().dtype(at::kDouble));
   uint8_t* st = (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_forward_cpu", [&] {
-    run_blocks<scalar_t, float>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st,
-                                (flags & FLAG_UPDATE_STATE) ? st : nullptr, g, flags, params, ignore_index,
-                                static_cast<float>(grad_scale), nullptr, per_pixel ? loss.data_ptr<float>() : nullptr,
-                                partial.data_ptr<double>(), with_grad ? grad.data_ptr<float>() : nullptr);
+    const PassInputs<scalar_t> in{logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, flags, params,
+                                  ignore_index, /*k_pixel=*/nullptr, static_cast<float>(grad_scale)};
+    PassOutputs<float> out;
+    out.region_state = (flags & FLAG_UPDATE_STATE) ? st : nullptr;
+    out.loss = per_pixel ? loss.data_ptr<float>() : nullptr;
+    out.block_stats = partial.data_ptr<double>();
+    out.grad = with_grad ? grad.data_ptr<float>() : nullptr;
+    run_blocks(in, out, g);
   });
   return {loss, partial.sum(1), grad};  // stats [B, NUM_STATS]: a fixed-order sum over blocks
 }
@@ -170,9 +173,11 @@ at::Tensor weighted_ce_backward_cpu(const at::Tensor& grad_scale_in, const at::T
   const uint8_t* st = (flags & FLAG_REGIONS) ? state.data_ptr<uint8_t>() : nullptr;
   const float* gsc = grad_scale.data_ptr<float>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "weighted_ce_backward_cpu", [&] {
-    run_blocks<scalar_t, scalar_t>(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, nullptr, g, flags,
-                                   params, ignore_index, scalar_scale ? gsc[0] : 0.f, scalar_scale ? nullptr : gsc,
-                                   nullptr, nullptr, grad.data_ptr<scalar_t>());
+    const PassInputs<scalar_t> in{logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), st, flags, params,
+                                  ignore_index, scalar_scale ? nullptr : gsc, scalar_scale ? gsc[0] : 0.f};
+    PassOutputs<scalar_t> out;
+    out.grad = grad.data_ptr<scalar_t>();
+    run_blocks(in, out, g);
   });
   return grad;
 }

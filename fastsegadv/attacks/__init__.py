@@ -12,9 +12,9 @@ from .dag import dag
 from .deepfool import deepfool
 from .driver import run_attack
 from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_iterations, ifgsm_ll, least_likely_labels
-from .margins import perturbation_norms
 from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import DagMargin, Objective, RegionPrototype, WeightedCE
+from .perturbation import perturbation_norms
 from .pgd import bim_l2, pgd
 from .registry import ATTACKS, REGISTRY, AttackSpec, get_attack
 from .rppgd import rp_pgd

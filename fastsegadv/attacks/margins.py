@@ -43,9 +43,3 @@ def pixel_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str, ignore_ind
         return ce * (class_prediction(logits.detach()) == labels)
     p_y = torch.exp(-ce)  # 1 on ignored pixels, where the JS below is 0
     return math.log(2.0) + 0.5 * (-p_y * ce - (1.0 + p_y) * torch.log1p(p_y))
-
-
-def perturbation_norms(adv: torch.Tensor, images: torch.Tensor) -> dict:
-    """Per image ``{"l2": [B], "linf": [B]}`` of ``adv - images``."""
-    d = (adv - images).flatten(1).float()
-    return {"l2": d.norm(dim=1), "linf": d.abs().amax(1)}

@@ -1,6 +1,6 @@
-"""Perturbation geometry and randomness shared by every attack: per-image norms, projection on the ℓ∞ / ℓ2
-ball, random starts, and per-image random generators (an image's random start then does not depend on
-the batch it sits in)."""
+"""Perturbation geometry and randomness shared by every attack: per-image norms (and the reported norms),
+projection on the ℓ∞ / ℓ2 ball, random starts, and per-image random generators (an image's random start
+then does not depend on the batch it sits in)."""
 from __future__ import annotations
 
 import math
@@ -13,6 +13,13 @@ def per_image_norm(g: torch.Tensor, p: float) -> torch.Tensor:
     flat = g.flatten(1)
     n = flat.abs().amax(1) if p == math.inf else flat.norm(dim=1)
     return n.clamp_min(1e-12).view(-1, *([1] * (g.dim() - 1)))
+
+
+def perturbation_norms(adv: torch.Tensor, images: torch.Tensor) -> dict:
+    """Per image ``{"l2": [B], "linf": [B]}`` (float64) of ``adv - images``: what the evaluation reports and
+    what the minimal-perturbation attacks (CW, DeepFool) are judged by."""
+    d = (adv - images).flatten(1).double()
+    return {"l2": d.norm(dim=1), "linf": d.abs().amax(1)}
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:

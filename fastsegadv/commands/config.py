@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import sys
 from pathlib import Path
 
 
@@ -58,8 +59,6 @@ def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Na
 
 def _explicit_dests(parser: argparse.ArgumentParser, argv) -> set:
     """Destinations of the options that appear on the command line."""
-    import sys
-
     tokens = sys.argv[1:] if argv is None else list(argv)
     flags = {t.split("=", 1)[0] for t in tokens if t.startswith("-")}
     out = set()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..metrics import ConfusionMatrix
-from ..outputs import class_prediction, logits_at
+from ..metrics import ConfusionMatrix, prediction_confusion
 from .context import DistContext, all_reduce_sum
 
 
@@ -48,12 +47,11 @@ def clean_confusion(model: nn.Module, dataset, *, num_classes: int, ignore_index
     is restored), summed over ranks."""
     was_training = model.training
     model.eval()
-    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=ctx.device)
+    batches = (collate(dataset, range(start, stop), ctx.device)
+               for _, start, stop in batch_ranges(len(dataset), batch_size, ctx))
     try:
-        for _, start, stop in batch_ranges(len(dataset), batch_size, ctx):
-            x, y = collate(dataset, range(start, stop), ctx.device)
-            out = forward(x) if forward is not None else model(x)
-            cm.update(class_prediction(logits_at(out, y.shape[-2:])), y)
+        cm = prediction_confusion(forward or model, batches, num_classes=num_classes, ignore_index=ignore_index,
+                                  device=ctx.device)
     finally:
         model.train(was_training)
     all_reduce_sum(cm.matrix, ctx)

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from ..attacks.perturbation import perturbation_norms
 from ..attacks.registry import AttackSpec
 from ..attacks.trace import AttackTrace
 from ..attacks.validation import check_unit_scale
@@ -309,9 +310,9 @@ def evaluate_model(
                 res.backwards += counter.backwards - b0
                 cm_img = per_image_confusion(adv_pred, y, c, ignore_index=ign)  # [b, C, C]
                 res.confusion.matrix += cm_img.sum(0)
-                d = (adv - x).flatten(1).double()
-                res.l2_sum += float(d.norm(dim=1).sum())
-                res.linf_sum += float(d.abs().amax(1).sum())
+                norms = perturbation_norms(adv, x)
+                res.l2_sum += float(norms["l2"].sum())
+                res.linf_sum += float(norms["linf"].sum())
                 if cfg.greedy_miou:
                     attack_cms.append(cm_img)
                 acc = cm_img.diagonal(dim1=1, dim2=2).sum(1).double() / valid
