@@ -26,7 +26,7 @@ MODES = {
 }
 
 
-def make_case(b, c, h, w, *, ignore_index=255, dtype=torch.float32, seed=0, channels_last=False):
+def make_case(b, c, h, w, *, ignore_index=255, dtype=torch.float32, seed=0, channels_last=False, device="cpu"):
     """logits [B,C,H,W] (scale 3, some argmax-correct pixels), labels with an ignore stripe, an all-ignored
     last image when B > 1, and a random region state."""
     g = torch.Generator().manual_seed(seed)
@@ -42,7 +42,7 @@ def make_case(b, c, h, w, *, ignore_index=255, dtype=torch.float32, seed=0, chan
     z = z.to(dtype)
     if channels_last:
         z = z.contiguous(memory_format=torch.channels_last)
-    return z, y, state
+    return z.to(device), y.to(device), state.to(device)
 
 
 def run(backend, z, y, weighting, *, state, reduction="mean", ignore_index=255, grad_out=None):
@@ -52,5 +52,5 @@ def run(backend, z, y, weighting, *, state, reduction="mean", ignore_index=255, 
     loss = L.weighted_cross_entropy(zz, y, weighting=weighting, step=3, steps=7, region_state=st,
                                     ignore_index=ignore_index, reduction=reduction, backend=backend)
     g = torch.randn(loss.shape, generator=torch.Generator().manual_seed(9)) * 3 if grad_out is None else grad_out
-    (grad,) = torch.autograd.grad(loss, zz, g.to(loss.dtype))
+    (grad,) = torch.autograd.grad(loss, zz, g.to(loss.device, loss.dtype))
     return loss.detach(), grad, st
