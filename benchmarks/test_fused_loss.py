@@ -14,7 +14,7 @@ import torch
 
 from fastsegadv import backend
 from fastsegadv import losses as L
-from fastsegadv.fused import encode
+from fastsegadv.ops.weighted_ce import encode
 from fastsegadv.reference.weighted import weighted_cross_entropy_reference
 
 from .peak_memory import peak_bytes

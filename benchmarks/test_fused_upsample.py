@@ -4,7 +4,7 @@ same run:
 
 - ``reference``: F.interpolate + the eager loss;
 - ``upsample+fused``: F.interpolate + the fused loss (C++ on CPU, Triton on CUDA: the best without this kernel);
-- ``fused_upsample``: the kernel that interpolates on the fly (fastsegadv.fused_upsample: C++ on CPU,
+- ``fused_upsample``: the kernel that interpolates on the fly (fastsegadv.ops.upsample_weighted_ce: C++ on CPU,
   Triton on CUDA).
 
 On CUDA (when there is one) the tensors live there; otherwise on the CPU.
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from fastsegadv import losses as L
 from fastsegadv.backend import choose_backend
-from fastsegadv.fused_upsample import upsample_weighted_cross_entropy
+from fastsegadv.ops.upsample_weighted_ce import upsample_weighted_cross_entropy
 
 from .peak_memory import peak_bytes
 

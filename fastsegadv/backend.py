@@ -12,7 +12,7 @@ automatic choice tries them; :func:`choose_backend` is the one function that rea
 - otherwise the first available kernel of the table, else the reference. Triton on CPU (the
   interpreter, ``TRITON_INTERPRET=1``) is only ever used on request.
 
-The linf step op (attacks/step.py) has a single kernel per device and no choice to make.
+The linf step op (ops/attack_step.py) has a single kernel per device and no choice to make.
 """
 from __future__ import annotations
 

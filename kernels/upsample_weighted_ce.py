@@ -1,4 +1,4 @@
-"""Triton kernels of the fused bilinear upsample + weighted cross-entropy (fastsegadv.fused_upsample; the
+"""Triton kernels of the fused bilinear upsample + weighted cross-entropy (fastsegadv.ops.upsample_weighted_ce; the
 C++ CPU kernel csrc/cpu/upsample_weighted_ce_cpu.cpp computes the same sums in the same order).
 
 Logits ``z [B, C, h, w]`` (NCHW or channels_last), labels ``[B, H, W]``. Each output pixel's logits are

@@ -1,4 +1,4 @@
-"""Triton kernels of the fused weighted cross-entropy (fastsegadv.fused; formulas: csrc/weighting.h).
+"""Triton kernels of the fused weighted cross-entropy (fastsegadv.ops.weighted_ce; formulas: csrc/weighting.h).
 
 Layout (KERNELS.md): a program covers one image and BLOCK_P consecutive pixels; the classes are read
 in chunks of C_CHUNK at stride ``stride_c`` (H*W for NCHW, 1 for channels_last), so every reduction

@@ -15,10 +15,10 @@ from collections.abc import Callable
 import torch
 
 from ..backend import choose_backend
+from ..ops.attack_step import linf_step
 from ..outputs import class_prediction, logits_at
 from .objectives import Objective
 from .perturbation import per_image_norm, project
-from .step import linf_step
 from .validation import check_label_range
 
 STEP_RULES = ("linf", "l2", "linf_normalized")  # checked by run_attack before any work

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ..fused import weighted_cross_entropy
+from ..ops.weighted_ce import weighted_cross_entropy
 from .model_io import class_prediction
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from ..fused import encode
-from ..fused_upsample import upsample_weighted_cross_entropy
 from ..losses import Weighting, init_region_state, prototype_loss, region_counts, weighted_cross_entropy
+from ..ops.upsample_weighted_ce import upsample_weighted_cross_entropy
+from ..ops.weighted_ce import encode
 
 
 class Objective:

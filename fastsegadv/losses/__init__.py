@@ -1,7 +1,7 @@
 """The public losses, one file per paper, each a thin function with the paper's signature on the fused
-ops (:func:`fastsegadv.fused.weighted_cross_entropy`). Their per-pixel weights and schedules, and the eager
+ops (:func:`fastsegadv.ops.weighted_cross_entropy`). Their per-pixel weights and schedules, and the eager
 reference the value tests check, live one layer down in :mod:`fastsegadv.reference`."""
-from ..fused import weighted_cross_entropy
+from ..ops.weighted_ce import weighted_cross_entropy
 from ..reference.cospgd import cospgd_weight
 from ..reference.prototypes import masked_class_sums_reference
 from ..reference.regions import (

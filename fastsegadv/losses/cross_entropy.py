@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..fused import weighted_cross_entropy
+from ..ops.weighted_ce import weighted_cross_entropy
 from ..reference.weighted import Weighting
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..fused_prototypes import masked_class_sums
+from ..ops.masked_class_sums import masked_class_sums
 from ..reference.prototypes import resize_nearest
 from ..reference.regions import TRUE
 

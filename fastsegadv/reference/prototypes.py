@@ -1,5 +1,5 @@
 """Eager reference of RP-PGD's prototype sums (003 Eq. 5): nearest-neighbour resize of integer maps and
-masked per-class feature sums (the reference of :func:`fastsegadv.fused_prototypes.masked_class_sums`)."""
+masked per-class feature sums (the reference of :func:`fastsegadv.ops.masked_class_sums`)."""
 from __future__ import annotations
 
 import torch
@@ -17,7 +17,7 @@ def masked_class_sums_reference(
     features: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Segmented reduction: ``sums [B, K, d]`` and ``counts [B, K]`` of features over ``mask`` (eager
-    one-hot matmul; the reference of :func:`fastsegadv.fused_prototypes.masked_class_sums`).
+    one-hot matmul; the reference of :func:`fastsegadv.ops.masked_class_sums`).
 
     features ``[B, d, h, w]``, labels ``[B, h, w]`` (values in [0, K) where mask), mask ``[B, h, w]``.
     """

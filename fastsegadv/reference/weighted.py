@@ -99,7 +99,7 @@ def weighted_cross_entropy_reference(
     validate: bool = True,
 ) -> torch.Tensor:
     """Weighted per-pixel CE in eager PyTorch: the specification the fused kernels are tested against
-    (:func:`fastsegadv.fused.weighted_cross_entropy` dispatches to it or to a kernel).
+    (:func:`fastsegadv.ops.weighted_cross_entropy` dispatches to it or to a kernel).
 
     logits ``[B, C, H, W]`` (any float dtype; fp16/bf16 evaluated in fp32), labels ``[B, H, W]`` int.
     ``step``/``steps`` = t/T (1-based) for the SegPGD schedules and RP-PGD regions. ``region_state``

@@ -126,7 +126,7 @@ def test_fused_loss_custom_op_opcheck(kernel):
     """The functional custom op behind every fused loss (t as a tensor input) passes torch.library's
     schema, fake-tensor, autograd-registration and AOT-dispatch checks."""
     from fastsegadv.contract import Flag
-    from fastsegadv.fused import fused_weighted_ce
+    from fastsegadv.ops.weighted_ce import fused_weighted_ce
 
     g = torch.Generator().manual_seed(0)
     size = (6, 7) if kernel == "upsample" else (12, 14)
@@ -197,10 +197,10 @@ def test_captured_step_kernels_take_t_from_a_tensor(kernel, monkeypatch):
     """lambda(t) must reach the kernels as memory they read (a CUDA-graph replay re-runs kernels, not the
     Python around them): the op never reads the params on the host, the kernels' signatures take a
     pointer, and writing new values into the same params tensor changes the result as a replay would."""
-    from fastsegadv.fused import encode, fused_weighted_ce
     from fastsegadv.kernels import upsample_weighted_ce as up
     from fastsegadv.kernels import weighted_ce as wce
     from fastsegadv.losses import Weighting
+    from fastsegadv.ops.weighted_ce import encode, fused_weighted_ce
 
     for jit in (wce._fwd_kernel, wce._bwd_kernel, up._fwd_kernel, up._rows_kernel):
         names = jit.arg_names if hasattr(jit, "arg_names") else list(jit.fn.__code__.co_varnames)

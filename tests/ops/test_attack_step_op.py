@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fastsegadv._ops import CPP_AVAILABLE
-from fastsegadv.attacks.step import linf_step, linf_step_reference
+from fastsegadv.ops.attack_step import linf_step, linf_step_reference
 
 pytestmark = pytest.mark.skipif(not CPP_AVAILABLE, reason="compiled ops not built")
 

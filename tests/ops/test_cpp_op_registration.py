@@ -6,7 +6,7 @@ import torch
 
 from fastsegadv import _ops
 from fastsegadv import losses as L
-from fastsegadv.fused import encode
+from fastsegadv.ops.weighted_ce import encode
 
 from ..kernel_cases import MODES, make_case
 

@@ -7,8 +7,8 @@ import torch
 from fastsegadv import attacks as A
 from fastsegadv._ops import CPP_AVAILABLE
 from fastsegadv.attacks import objectives
-from fastsegadv.fused import encode
 from fastsegadv.losses import Weighting
+from fastsegadv.ops.weighted_ce import encode
 
 
 @pytest.mark.skipif(not CPP_AVAILABLE, reason="compiled ops not built")

@@ -6,7 +6,7 @@ import torch
 
 from fastsegadv import _ops
 from fastsegadv import losses as L
-from fastsegadv.fused_prototypes import masked_class_sums
+from fastsegadv.ops.masked_class_sums import masked_class_sums
 
 from .conftest import assert_close, assert_no_worse_than_reference
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from fastsegadv._ops import CPP_AVAILABLE
-from fastsegadv.fused import encode
 from fastsegadv.losses import Weighting, segpgd_loss
+from fastsegadv.ops.weighted_ce import encode
 from fastsegadv.reference.weighted import weighted_cross_entropy_reference
 
 pytestmark = pytest.mark.skipif(not CPP_AVAILABLE, reason="compares the compiled CPU kernel with the eager loss")

@@ -6,8 +6,11 @@ translation invariance, logits untouched, and two kernels agreeing. Tolerances: 
 import pytest
 import torch
 
-from fastsegadv.fused_upsample import upsample_weighted_cross_entropy, upsample_weighted_cross_entropy_reference
 from fastsegadv.losses import Weighting, init_region_state
+from fastsegadv.ops.upsample_weighted_ce import (
+    upsample_weighted_cross_entropy,
+    upsample_weighted_cross_entropy_reference,
+)
 
 from .conftest import assert_close, assert_no_worse_than_reference, kernel_targets
 

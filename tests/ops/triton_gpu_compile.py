@@ -85,11 +85,11 @@ def _compiling_getitem(self: JITFunction, grid):
 
 def _cases():
     """Every launch the library makes, on small CPU tensors (values do not matter: nothing runs)."""
-    from fastsegadv.fused import encode
     from fastsegadv.kernels import masked_class_sums as mcs
     from fastsegadv.kernels import upsample_weighted_ce as up
     from fastsegadv.kernels import weighted_ce as wce
     from fastsegadv.losses import Weighting
+    from fastsegadv.ops.weighted_ce import encode
 
     modes = {
         "ce": Weighting(), "segpgd": Weighting(segpgd="linear"), "regions": Weighting(regions=True),

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from .backend import choose_backend
-from .reference.prototypes import masked_class_sums_reference
+from ..backend import choose_backend
+from ..reference.prototypes import masked_class_sums_reference
 
 
 def _kernels(backend: str):
     if backend == "cpp":
         return torch.ops.fastsegadv.masked_class_sums, torch.ops.fastsegadv.masked_class_sums_backward
-    from .kernels import masked_class_sums as tk
+    from ..kernels import masked_class_sums as tk
 
     return tk.masked_class_sums, tk.masked_class_sums_backward
 

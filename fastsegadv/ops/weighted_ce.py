@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 import torch
 
-from ._ops import label_counts  # (importing _ops loads the compiled ops and their fake kernels)
-from .backend import choose_backend
-from .contract import NUM_PARAMS, NUM_STATS, UNCERTAINTY_FLAGS, Flag, Param, Stat
-from .reference.pixelwise import check_logits_labels, check_reduction, reduce_pixels
-from .reference.regions import region_counts, region_lambdas
-from .reference.segpgd import segpgd_lambda
-from .reference.weighted import Weighting, weighted_ce_per_pixel
+from .._ops import label_counts  # (importing _ops loads the compiled ops and their fake kernels)
+from ..backend import choose_backend
+from ..contract import NUM_PARAMS, NUM_STATS, UNCERTAINTY_FLAGS, Flag, Param, Stat
+from ..reference.pixelwise import check_logits_labels, check_reduction, reduce_pixels
+from ..reference.regions import region_counts, region_lambdas
+from ..reference.segpgd import segpgd_lambda
+from ..reference.weighted import Weighting, weighted_ce_per_pixel
 
 
 def encode(
@@ -56,7 +56,7 @@ def encode(
 
 class Kernel(NamedTuple):
     """Which kernels run a fused loss: the implementation and whether they upsample low-resolution logits on
-    the fly (fused_upsample.py). The custom op carries it by :attr:`name` (ops take primitive types)."""
+    the fly (ops/upsample_weighted_ce.py). The custom op carries it by :attr:`name` (ops take primitive types)."""
 
     impl: str  # "cpp" (C++ CPU / CUDA ops) or "triton"
     upsample: bool = False
@@ -78,11 +78,11 @@ class Kernel(NamedTuple):
             ops = torch.ops.fastsegadv
             fwd, bwd = ops.upsample_weighted_ce_forward, ops.upsample_weighted_ce_backward
         elif self.upsample:
-            from .kernels import upsample_weighted_ce as up  # triton is optional: imported on use
+            from ..kernels import upsample_weighted_ce as up  # triton is optional: imported on use
 
             fwd, bwd = up.upsample_weighted_ce_forward, up.upsample_weighted_ce_backward
         else:
-            from .kernels import weighted_ce  # triton is optional: imported on use
+            from ..kernels import weighted_ce  # triton is optional: imported on use
 
             return weighted_ce.weighted_ce_forward, weighted_ce.weighted_ce_backward
         return functools.partial(fwd, align_corners=self.align_corners), functools.partial(

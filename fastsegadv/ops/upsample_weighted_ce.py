@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .backend import choose_backend
-from .fused import Kernel, check_params_need_kernel, checked_step_arguments, weighted_fused_loss
-from .reference.pixelwise import check_reduction
-from .reference.weighted import Weighting, weighted_cross_entropy_reference
+from ..backend import choose_backend
+from ..reference.pixelwise import check_reduction
+from ..reference.weighted import Weighting, weighted_cross_entropy_reference
+from .weighted_ce import Kernel, check_params_need_kernel, checked_step_arguments, weighted_fused_loss
 
 
 def upsample_weighted_cross_entropy_reference(logits, labels, *, align_corners: bool = False, **kwargs):
@@ -45,7 +45,7 @@ def upsample_weighted_cross_entropy(
     params: torch.Tensor | None = None,
 ):
     """Weighted CE of ``logits [B, C, h, w]`` upsampled to ``labels [B, H, W]``; ``region_state`` at label
-    resolution. ``backend`` and ``params`` as in :func:`fastsegadv.fused.weighted_cross_entropy`."""
+    resolution. ``backend`` and ``params`` as in :func:`fastsegadv.ops.weighted_cross_entropy`."""
     check_reduction(reduction)
     if logits.dim() != 4 or labels.dim() != 3 or labels.shape[0] != logits.shape[0]:
         raise ValueError(f"logits must be [B, C, h, w] and labels [B, H, W]; got {tuple(logits.shape)}, "
