@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo test lint bench cuda-check venv-check at-study
+.PHONY: setup demo test lint bench cuda-check gpu-check venv-check at-study
 setup:
 	bash scripts/setup_env.sh
 
@@ -18,6 +18,11 @@ lint: setup
 
 cuda-check: setup
 	bash scripts/compile_cuda.sh
+
+# on a machine with an NVIDIA GPU: build, CUDA/Triton tests, GPU benchmarks -> benchmarks/results/<gpu>/
+# (no `setup`: it uses the machine's own CUDA torch; stops at once without a GPU). OUT=dir to choose the folder.
+gpu-check:
+	$(PYTHON) scripts/gpu_check.py $(OUT)
 
 # the README's own-environment commands in a fresh venv (its own pip, setuptools >= 80, wheel)
 venv-check: setup

@@ -6,7 +6,11 @@ graphs), next to the peers' loops (peer_loops.py: the ``cospgd`` package's SegPG
 APGD-JS; torchattacks' PGD) on the same model and inputs, in the same run.
 
 Skipped without CUDA or torchvision. Written on a machine without a GPU: it has not been run yet.
+``FASTSEGADV_GPU_CHECK=1`` (set by ``make gpu-check``) keeps the part that fits its time budget:
+DeepLabV3-ResNet50 at 4x3x512x512, PGD and SegPGD, no peers.
 """
+import os
+
 import pytest
 import torch
 
@@ -23,6 +27,10 @@ SHAPES = ((4, 3, 512, 512), (8, 3, 512, 1024))
 AMP = {"fp32": None, "bf16": "bf16"}
 OURS = {"pgd": A.pgd, "segpgd": A.segpgd, "cospgd": A.cospgd, "rp_pgd": A.rp_pgd,
         "uncertainty_pgd": lambda *a, **k: A.uncertainty_pgd(*a, measure="entropy", **k)}
+QUICK = os.environ.get("FASTSEGADV_GPU_CHECK") == "1"
+if QUICK:
+    MODELS, SHAPES = MODELS[:1], SHAPES[:1]
+    OURS = {k: OURS[k] for k in ("pgd", "segpgd")}
 
 
 @pytest.fixture(scope="module", params=[(m, s) for m in MODELS for s in SHAPES],
@@ -50,7 +58,7 @@ def _timed(benchmark, fn):
 
 def _record(benchmark, name, x, attack, provider, precision, steps):
     benchmark.extra_info.update(suite="attack_e2e", model=name, shape=f"{tuple(x.shape)}", mode=attack,
-                                provider=f"{provider} {precision}", steps=steps,
+                                provider=f"{provider} {precision}", precision=precision, steps=steps,
                                 device=torch.cuda.get_device_name())
 
 
@@ -89,6 +97,8 @@ def test_fastsegadv_attack(benchmark, setup, attack, precision, captured):
 
 @pytest.mark.parametrize("attack", ["segpgd", "cospgd"])
 def test_cospgd_package(benchmark, setup, attack):
+    if QUICK:
+        pytest.skip("gpu-check keeps to the library's own attacks")
     pytest.importorskip("cospgd")
     name, model, x, y = setup
     _timed(benchmark, lambda: cospgd_package_loop(LogitsOnly(model), x, y, scale=attack, eps=EPS, alpha=ALPHA,
@@ -98,6 +108,8 @@ def test_cospgd_package(benchmark, setup, attack):
 
 
 def test_torchattacks_pgd(benchmark, setup):
+    if QUICK:
+        pytest.skip("gpu-check keeps to the library's own attacks")
     torchattacks = pytest.importorskip("torchattacks")
     name, model, x, y = setup
     atk = torchattacks.PGD(LogitsOnly(model), eps=EPS, alpha=ALPHA, steps=STEPS, random_start=True)
@@ -106,6 +118,8 @@ def test_torchattacks_pgd(benchmark, setup):
 
 
 def test_sea_apgd_js(benchmark, setup):
+    if QUICK:
+        pytest.skip("gpu-check keeps to the library's own attacks")
     name, model, x, y = setup
     for p in model.parameters():
         p.requires_grad_(False)

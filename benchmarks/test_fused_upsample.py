@@ -7,7 +7,9 @@ same run:
 - ``fused_upsample``: the kernel that interpolates on the fly (fastsegadv.ops.upsample_weighted_ce: C++ on CPU,
   Triton on CUDA).
 
-On CUDA (when there is one) the tensors live there; otherwise on the CPU.
+and the memory limit beside them, ``copy_``: a copy of the low-resolution logits into a preallocated
+buffer plus a write of a gradient buffer of their size (the bytes the fused kernel must move at least;
+x_copy in the table). On CUDA (when there is one) the tensors live there; otherwise on the CPU.
 """
 import pytest
 import torch
@@ -28,6 +30,26 @@ def _ident(c):
 
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ident)
+def test_copy_limit(benchmark, case):
+    b, c, h, w, _, _ = case
+    z = torch.randn(b, c, h, w, device=DEVICE)
+    buf, grad = torch.empty_like(z), torch.empty_like(z)
+
+    def run():
+        buf.copy_(z)
+        grad.fill_(0.5)
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+
+    run()
+    benchmark(run)
+    benchmark.extra_info.update(shape=_ident(case), mode="-", provider="copy_", bytes=4 * (b * c * h * w * 3))
+    peak = peak_bytes(run, DEVICE)
+    if peak is not None:
+        benchmark.extra_info["peak_bytes"] = peak
 
 
 @pytest.mark.parametrize("provider", ["reference", "upsample+fused", "fused_upsample"])

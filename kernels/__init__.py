@@ -1,6 +1,7 @@
 """Triton kernels of fastsegadv, installed as ``fastsegadv.kernels`` (never as a top-level ``kernels``).
 
-A leaf package: it may import torch and triton only. The fused weighted cross-entropy and prototype
-kernels are not written yet; until then every loss runs on the eager reference in
-``fastsegadv.losses``.
+The bottom layer below :mod:`fastsegadv.ops`: it imports torch, triton and the kernel contract
+(:mod:`fastsegadv.contract`) only. ``weighted_ce`` (the fused weighted cross-entropy), ``upsample_weighted_ce``
+(the same on logits interpolated on the fly), ``masked_class_sums`` (RP-PGD prototypes) and ``device`` (the
+launch guard); each wrapper has the contract of the C++ op of the same name (csrc/ops.cpp).
 """

@@ -24,6 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .device import on_device
 from .weighted_ce import (
     NUM_STATS,
     REGIONS,
@@ -84,7 +85,7 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
                 FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
                 C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
     w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
-    pid = tl.program_id(0)
+    pid = tl.program_id(0).to(tl.int64)
     b = pid // nblk
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)  # output pixels of image b
     pmask = offs_p < HW
@@ -104,7 +105,7 @@ def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
                  FLAGS: tl.constexpr, PER_PIXEL_SCALE: tl.constexpr,
                  C_CHUNK: tl.constexpr, BLOCK_J: tl.constexpr, NUM_CHUNKS: tl.constexpr):
     w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
-    pid = tl.program_id(0)
+    pid = tl.program_id(0).to(tl.int64)
     b = pid // H
     oy = pid % H
     offs_j = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)  # low-resolution columns
@@ -135,7 +136,7 @@ def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
             mask = (offs_c[:, None] < C) & live[None, :]
             x = load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, True)
             g = grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b)
-            ptrs = rb + offs_c[:, None] * (H * w) + offs_j[None, :]
+            ptrs = rb + offs_c[:, None].to(tl.int64) * (H * w) + offs_j[None, :]
             omask = (offs_c[:, None] < C) & jmask[None, :]
             acc = tl.load(ptrs, mask=omask, other=0.0)
             acc = tl.where(on0[None, :], acc + lx0[None, :] * g, acc)
@@ -147,7 +148,7 @@ def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
 def _cols_kernel(rowbuf_ptr, grad_ptr, i0y_ptr, i1y_ptr, l0y_ptr, l1y_ptr, ystart_ptr, yend_ptr,
                  C, H, h, w, span_y, stride_b, stride_c, stride_h, stride_w,
                  C_CHUNK: tl.constexpr, BLOCK_J: tl.constexpr, NUM_CHUNKS: tl.constexpr):
-    pid = tl.program_id(0)
+    pid = tl.program_id(0).to(tl.int64)
     b = pid // h
     i = pid % h
     offs_j = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)
@@ -168,7 +169,8 @@ def _cols_kernel(rowbuf_ptr, grad_ptr, i0y_ptr, i1y_ptr, l0y_ptr, l1y_ptr, ystar
             on1 = live & (tl.load(i1y_ptr + oy, mask=live, other=-1) == i)
             acc = tl.where(on0[None, :], acc + tl.load(l0y_ptr + oy, mask=live, other=0.0)[None, :] * v, acc)
             acc = tl.where(on1[None, :], acc + tl.load(l1y_ptr + oy, mask=live, other=0.0)[None, :] * v, acc)
-        ptrs = grad_ptr + b * stride_b + offs_c[:, None] * stride_c + i * stride_h + offs_j[None, :] * stride_w
+        ptrs = (grad_ptr + b * stride_b + offs_c[:, None].to(tl.int64) * stride_c + i * stride_h
+                + offs_j[None, :] * stride_w)
         tl.store(ptrs, acc.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
@@ -194,10 +196,11 @@ def upsample_weighted_ce_forward(logits, labels, region_state, params, flags, ig
     loss = torch.empty((b, H * W) if per_pixel else (1,), dtype=torch.float32, device=logits.device)
     partial = torch.empty((b * nblk, NUM_STATS), dtype=torch.float32, device=logits.device)
     state = region_state if flags & REGIONS.value else labels  # a placeholder pointer when unused
-    _fwd_kernel[(b * nblk,)](
-        logits, labels, state, loss, partial, *ay[:4], *ax[:4], kernel_params(params, logits.device),
-        c, W, H * W, nblk, logits.stride(0), logits.stride(1), logits.stride(2), logits.stride(3), ignore_index,
-        FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
+    with on_device(logits):
+        _fwd_kernel[(b * nblk,)](
+            logits, labels, state, loss, partial, *ay[:4], *ax[:4], kernel_params(params, logits.device),
+            c, W, H * W, nblk, logits.stride(0), logits.stride(1), logits.stride(2), logits.stride(3), ignore_index,
+            FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
     stats = partial.view(b, nblk, NUM_STATS).double().sum(1)
     loss = loss.view(b, H, W) if per_pixel else loss.new_empty((0,))
     return loss, stats, loss.new_empty((0,))
@@ -212,14 +215,15 @@ def upsample_weighted_ce_backward(grad_scale, logits, labels, region_state, para
     state = region_state if flags & REGIONS.value else labels
     rowbuf = torch.zeros((b, c, H, w), dtype=torch.float32, device=logits.device)
     n_j = triton.cdiv(w, BLOCK_J)
-    _rows_kernel[(b * H, n_j)](
-        logits, labels, state, scale, rowbuf, *ay[:4], *ax[:4], ax[4], ax[5], kernel_params(params, logits.device),
-        c, H, W, w, ax[6], logits.stride(0), logits.stride(1), logits.stride(2), logits.stride(3), ignore_index,
-        FLAGS=flags & ~UPDATE_STATE.value, PER_PIXEL_SCALE=scale.numel() != 1,
-        C_CHUNK=c_chunk, BLOCK_J=BLOCK_J, NUM_CHUNKS=n_chunks)
     grad = torch.empty_like(logits)
-    _cols_kernel[(b * h, n_j)](
-        rowbuf, grad, *ay[:4], ay[4], ay[5], c, H, h, w, ay[6],
-        grad.stride(0), grad.stride(1), grad.stride(2), grad.stride(3),
-        C_CHUNK=c_chunk, BLOCK_J=BLOCK_J, NUM_CHUNKS=n_chunks)
+    with on_device(logits):
+        _rows_kernel[(b * H, n_j)](
+            logits, labels, state, scale, rowbuf, *ay[:4], *ax[:4], ax[4], ax[5], kernel_params(params, logits.device),
+            c, H, W, w, ax[6], logits.stride(0), logits.stride(1), logits.stride(2), logits.stride(3), ignore_index,
+            FLAGS=flags & ~UPDATE_STATE.value, PER_PIXEL_SCALE=scale.numel() != 1,
+            C_CHUNK=c_chunk, BLOCK_J=BLOCK_J, NUM_CHUNKS=n_chunks)
+        _cols_kernel[(b * h, n_j)](
+            rowbuf, grad, *ay[:4], ay[4], ay[5], c, H, h, w, ay[6],
+            grad.stride(0), grad.stride(1), grad.stride(2), grad.stride(3),
+            C_CHUNK=c_chunk, BLOCK_J=BLOCK_J, NUM_CHUNKS=n_chunks)
     return grad

@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from ..contract import NUM_PARAMS, NUM_STATS, Flag
+from .device import on_device
 
 
 class _Flag(tl.constexpr):
@@ -71,7 +72,7 @@ def load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0,
     """``[C_CHUNK, BLOCK_P]`` fp32 logits of classes ``offs_c``: read at pixel offsets ``o00`` or, with
     UPSAMPLE, interpolated bilinearly from the four taps ``o..`` with row weights ``ly0, ly1`` and column
     weights ``lx0, lx1`` (F.interpolate's order of operations); 0 where ``mask`` is off."""
-    base = z_base + offs_c[:, None] * stride_c
+    base = z_base + offs_c[:, None].to(tl.int64) * stride_c
     if UPSAMPLE:
         t00 = tl.load(base + o00[None, :], mask=mask, other=0.0).to(tl.float32)
         t01 = tl.load(base + o01[None, :], mask=mask, other=0.0).to(tl.float32)
@@ -231,7 +232,7 @@ def forward_block(z_base, y_ptr, state_ptr, loss_ptr, out, offs_p, pmask, o00, o
     """Loss, region update and the 6 statistics (written to ``out``) of the pixels ``offs_p`` of one image
     (``y_ptr``, ``state_ptr``, ``loss_ptr`` point at that image)."""
     lab = tl.load(y_ptr + offs_p, mask=pmask, other=ignore_index)
-    valid = pmask & (lab != ignore_index)
+    valid = pmask & (lab != ignore_index) & (lab >= 0) & (lab < C)  # out of range (validate=False): ignored
     y = tl.where(valid, lab, -1).to(tl.int32)
     m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = reductions(
         z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask, C, stride_c,
@@ -268,7 +269,7 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
                 FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
                 C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
     w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
-    pid = tl.program_id(0)
+    pid = tl.program_id(0).to(tl.int64)  # 64-bit offsets: b * stride_b passes 2^31 on large batches
     b = pid // nblk
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
     o = offs_p * stride_p
@@ -300,7 +301,7 @@ def backward_terms(z_base, y_img, state_img, k_img, offs_p, pmask, o00, o01, o10
     """Per-pixel gradient coefficients of the pixels ``offs_p`` of one image, with the upstream gradient
     k (``k_img``: that image's per-pixel scales, or the scalar) folded in, for :func:`grad_tile`."""
     lab = tl.load(y_img + offs_p, mask=pmask, other=ignore_index)
-    valid = pmask & (lab != ignore_index)
+    valid = pmask & (lab != ignore_index) & (lab >= 0) & (lab < C)  # out of range (validate=False): ignored
     y = tl.where(valid, lab, -1).to(tl.int32)
     m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy = reductions(
         z_base, y, valid, o00, o01, o10, o11, ly0, ly1, lx0, lx1, pmask, C, stride_c,
@@ -328,7 +329,7 @@ def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
                 FLAGS: tl.constexpr, PER_PIXEL_SCALE: tl.constexpr,
                 C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
     w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
-    pid = tl.program_id(0)
+    pid = tl.program_id(0).to(tl.int64)  # 64-bit offsets: b * stride_b passes 2^31 on large batches
     b = pid // nblk
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = offs_p < HW
@@ -345,7 +346,8 @@ def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
         mask = (offs_c[:, None] < C) & pmask[None, :]
         x = load_tile(z_base, offs_c, mask, stride_c, o, o, o, o, 0.0, 0.0, 0.0, 0.0, False)
         g = grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b)
-        tl.store(g_base + offs_c[:, None] * stride_c + o[None, :], g.to(grad_ptr.dtype.element_ty), mask=mask)
+        tl.store(g_base + offs_c[:, None].to(tl.int64) * stride_c + o[None, :], g.to(grad_ptr.dtype.element_ty),
+                 mask=mask)
 
 
 def _geometry(logits: torch.Tensor):
@@ -367,10 +369,11 @@ def weighted_ce_forward(logits, labels, region_state, params, flags, ignore_inde
     loss = torch.empty((b, hw) if per_pixel else (1,), dtype=torch.float32, device=logits.device)
     partial = torch.empty((b * nblk, NUM_STATS), dtype=torch.float32, device=logits.device)
     state = region_state if flags & REGIONS.value else labels  # a placeholder pointer when unused
-    _fwd_kernel[(b * nblk,)](
-        logits, labels, state, loss, partial, kernel_params(params, logits.device),
-        c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
-        FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
+    with on_device(logits):
+        _fwd_kernel[(b * nblk,)](
+            logits, labels, state, loss, partial, kernel_params(params, logits.device),
+            c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
+            FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
     stats = partial.view(b, nblk, NUM_STATS).double().sum(1)
     loss = loss.view(b, logits.shape[2], logits.shape[3]) if per_pixel else loss.new_empty((0,))
     return loss, stats, loss.new_empty((0,))
@@ -383,9 +386,10 @@ def weighted_ce_backward(grad_scale, logits, labels, region_state, params, flags
     grad = torch.empty_like(logits)
     scale = grad_scale.float().contiguous()
     state = region_state if flags & REGIONS.value else labels
-    _bwd_kernel[(b * nblk,)](
-        logits, labels, state, scale, grad, kernel_params(params, logits.device),
-        c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
-        FLAGS=flags & ~UPDATE_STATE.value, PER_PIXEL_SCALE=scale.numel() != 1,
-        C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
+    with on_device(logits):
+        _bwd_kernel[(b * nblk,)](
+            logits, labels, state, scale, grad, kernel_params(params, logits.device),
+            c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
+            FLAGS=flags & ~UPDATE_STATE.value, PER_PIXEL_SCALE=scale.numel() != 1,
+            C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
     return grad

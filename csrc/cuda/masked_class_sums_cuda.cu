@@ -61,7 +61,8 @@ __global__ void gather_kernel(const float* __restrict__ gs, const int64_t* __res
   if (idx >= total) return;
   const int64_t p = idx % HW, c = (idx / HW) % D, b = idx / (HW * D);
   const int64_t i = b * HW + p;
-  out[idx] = static_cast<scalar_t>(mask[i] ? gs[(b * K + labels[i]) * D + c] : 0.f);
+  const int64_t k = labels[i];  // a label outside [0, K) (the ignore_index) has no class sum: no read
+  out[idx] = static_cast<scalar_t>(mask[i] && k >= 0 && k < K ? gs[(b * K + k) * D + c] : 0.f);
 }
 
 std::tuple<at::Tensor, at::Tensor> masked_class_sums_cuda(const at::Tensor& features, const at::Tensor& labels_in,

@@ -91,7 +91,8 @@ __global__ void forward_kernel(const scalar_t* __restrict__ z, const int64_t* __
     st[STAT_LOSS] = t.loss;
     st[STAT_VALID] = valid;
     st[STAT_CORRECT] = t.correct;
-    if ((flags & FLAG_REGIONS) && valid) st[STAT_TRUE + t.state] = 1.f;
+    // a state outside {T, B, F} (the op does not read the tensor on the host to check) counts nowhere
+    if ((flags & FLAG_REGIONS) && valid && t.state <= REGION_FALSE) st[STAT_TRUE + t.state] = 1.f;
   }
   for (int k = 0; k < NUM_STATS; ++k) red[k][threadIdx.x] = st[k];
   __syncthreads();

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from ..backend import choose_backend
-from ..reference.pixelwise import check_reduction
+from ..reference.pixelwise import check_label_range, check_labels_like, check_reduction
+from ..reference.regions import check_region_state
 from ..reference.weighted import Weighting, weighted_cross_entropy_reference
 from .weighted_ce import Kernel, check_params_need_kernel, checked_step_arguments, weighted_fused_loss
 
@@ -41,16 +42,26 @@ def upsample_weighted_cross_entropy(
     ignore_index: int = 255,
     reduction: str = "mean",
     align_corners: bool = False,
+    validate: bool = True,
     backend: str | None = None,
     params: torch.Tensor | None = None,
 ):
     """Weighted CE of ``logits [B, C, h, w]`` upsampled to ``labels [B, H, W]``; ``region_state`` at label
-    resolution. ``backend`` and ``params`` as in :func:`fastsegadv.ops.weighted_cross_entropy`."""
+    resolution. ``validate``, ``backend`` and ``params`` as in :func:`fastsegadv.ops.weighted_cross_entropy`
+    (``validate=False`` skips the host-side checks of labels and region state: the GPU kernels then ignore
+    labels outside [0, C), the C++ CPU kernel rejects them)."""
     check_reduction(reduction)
     if logits.dim() != 4 or labels.dim() != 3 or labels.shape[0] != logits.shape[0]:
         raise ValueError(f"logits must be [B, C, h, w] and labels [B, H, W]; got {tuple(logits.shape)}, "
                          f"{tuple(labels.shape)}")
     step, steps = checked_step_arguments(weighting, step, steps, region_state, labels, params)
+    if validate:
+        if not logits.is_floating_point():
+            raise TypeError(f"logits must be floating point, got {logits.dtype}")
+        check_labels_like(labels, logits, "logits", spatial=False)
+        check_label_range(labels, logits.shape[1], ignore_index)
+        if weighting.regions:
+            check_region_state(region_state, labels)
     kw = dict(weighting=weighting, step=step, steps=steps, region_state=region_state,
               update_region_state=update_region_state, ignore_index=ignore_index, reduction=reduction)
     name = choose_backend("upsample_weighted_ce", logits, backend)

@@ -21,7 +21,7 @@ from .._ops import label_counts  # (importing _ops loads the compiled ops and th
 from ..backend import choose_backend
 from ..contract import NUM_PARAMS, NUM_STATS, UNCERTAINTY_FLAGS, Flag, Param, Stat
 from ..reference.pixelwise import check_logits_labels, check_reduction, reduce_pixels
-from ..reference.regions import region_counts, region_lambdas
+from ..reference.regions import check_region_state, region_counts, region_lambdas
 from ..reference.segpgd import segpgd_lambda
 from ..reference.weighted import Weighting, weighted_ce_per_pixel
 
@@ -315,11 +315,16 @@ def weighted_cross_entropy(
     boundary, false) from the same pass, without a host sync. ``params``: the kernel parameters of this
     weighting at t (``encode(...)[1]`` as a float32 ``[6]`` CPU tensor), given by graph-captured attack
     steps so that t is an input of the graph, not a constant baked into it (the reference uses ``step``).
+    ``validate=False`` skips the checks that read the labels and region state on the host (a sync): the GPU
+    kernels (CUDA, Triton) then treat labels outside [0, C) as ignored and region states above 2 as
+    weightless; the C++ CPU kernel rejects such labels.
     """
     check_reduction(reduction)
     if validate:
         check_logits_labels(logits, labels, ignore_index)
     step, steps = checked_step_arguments(weighting, step, steps, region_state, labels, params)
+    if validate and weighting.regions:
+        check_region_state(region_state, labels)
     name = choose_backend("weighted_ce", logits, backend)
     if name == "reference":
         check_params_need_kernel(params, weighting)

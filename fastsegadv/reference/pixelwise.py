@@ -47,14 +47,16 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def check_labels_like(labels: torch.Tensor, other: torch.Tensor, name: str) -> None:
+def check_labels_like(labels: torch.Tensor, other: torch.Tensor, name: str, *, spatial: bool = True) -> None:
     """labels must be an integer ``[B, H, W]`` tensor matching ``other [B, *, H, W]`` (called ``name``) in
-    batch, size and device."""
+    batch, size (unless ``spatial=False``: logits below the labels' resolution) and device."""
     if not isinstance(labels, torch.Tensor) or labels.dim() != 3:
         raise ValueError(f"labels must be a [B, H, W] tensor, got shape {tuple(getattr(labels, 'shape', ()))}")
     if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
     b, _, h, w = other.shape
+    if not spatial:
+        h, w = labels.shape[-2:]
     if tuple(labels.shape) != (b, h, w):
         raise ValueError(f"labels shape {tuple(labels.shape)} does not match {name} [B, H, W] = {(b, h, w)}")
     if labels.device != other.device:

@@ -18,6 +18,17 @@ TRUE, BOUNDARY, FALSE = 0, 1, 2
 REGION_NAMES = {TRUE: "true", BOUNDARY: "boundary", FALSE: "false"}
 
 
+def check_region_state(state: torch.Tensor, labels: torch.Tensor) -> None:
+    """A clear error unless ``state`` is a uint8 tensor shaped like ``labels``, on their device, holding only
+    T, B and F (0, 1, 2): the kernels index the region weights and counts by it."""
+    if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8 or state.shape != labels.shape:
+        raise ValueError(f"region_state must be a uint8 tensor shaped like the labels {tuple(labels.shape)}")
+    if state.device != labels.device:
+        raise ValueError(f"region_state is on {state.device}, the labels on {labels.device}")
+    if state.numel() and int(state.max()) > FALSE:
+        raise ValueError(f"region_state holds {int(state.max())}; its values are 0 (T), 1 (B) and 2 (F)")
+
+
 def init_region_state(clean_prediction: torch.Tensor, labels: torch.Tensor, *, ignore_index: int = 255) -> torch.Tensor:
     """Region state before the first step: T where the clean prediction ``[B,H,W]`` is correct, else F."""
     correct = (clean_prediction == labels) & (labels != ignore_index)

@@ -88,3 +88,22 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.fastsegadv.masked_class_sums, (f, y, m, 21))
     gs = torch.randn(2, 21, 24)
     torch.library.opcheck(torch.ops.fastsegadv.masked_class_sums_backward, (gs, f, y, m))
+
+
+def test_labels_outside_the_classes_contribute_nothing(kernel):
+    """A masked pixel whose label is not a class (the ignore_index, -1) is in no class sum and gets no
+    gradient on the GPU kernels (no read or write outside the [B, K, D] sums); the C++ CPU kernel rejects it."""
+    f, y, m = case(seed=8, device=kernel.device)
+    y = y.clone()
+    y[0, 0, :4] = torch.tensor([255, -1, 21, 1000])
+    m[0, 0, :4] = True
+    if kernel.backend == "cpp" and kernel.device == "cpu":
+        with pytest.raises(RuntimeError, match="outside"):
+            sums_and_grad("cpp", f, y, m, 21)
+        return
+    keep = (y >= 0) & (y < 21)
+    ref = sums_and_grad("reference", f, torch.where(keep, y, 0), m & keep, 21)
+    got = sums_and_grad(kernel.backend, f, y, m, 21)
+    assert_close(got[0], ref[0], OP, "sums")
+    assert torch.equal(got[1].cpu(), ref[1].cpu())
+    assert_close(got[2], ref[2], OP, "grad")

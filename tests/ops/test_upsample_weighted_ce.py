@@ -126,3 +126,16 @@ def test_kernels_agree():
                    torch.tensor(1.0), **kw)
         assert_close(got[0], first[0], "kernels_agree", "loss")
         assert_close(got[1], first[1], "kernels_agree", "grad")
+
+
+def test_bad_labels_and_region_state_raise_before_the_kernel(kernel):
+    z, y = _case(*SHAPES["interpreted"][0], device=kernel.device)
+    bad = y.clone()
+    bad[0, 1, 1] = z.shape[1]
+    with pytest.raises(ValueError, match="outside"):
+        upsample_weighted_cross_entropy(z, bad, backend=kernel.backend)
+    with pytest.raises(ValueError, match="region_state holds 7"):
+        upsample_weighted_cross_entropy(z, y, weighting=MODES["regions"], step=1, steps=5, backend=kernel.backend,
+                                        region_state=torch.full(y.shape, 7, dtype=torch.uint8, device=y.device))
+    with pytest.raises(TypeError, match="floating point"):
+        upsample_weighted_cross_entropy(z.detach().long(), y, backend=kernel.backend)

@@ -158,3 +158,36 @@ def test_bad_labels_raise_before_the_kernel(kernel):
     y[0, 0, 0] = 19
     with pytest.raises(ValueError, match="outside"):
         L.weighted_cross_entropy(z, y, backend=kernel.backend)
+
+
+def test_labels_out_of_range_without_validation(kernel):
+    """``validate=False`` skips the host-side label check: the GPU kernels (CUDA, Triton) then ignore a label
+    outside [0, C) (as if it were the ignore_index) and the C++ CPU kernel rejects it."""
+    z, y, state = make_case(2, 19, 4, 5, seed=16, device=kernel.device)
+    bad = y.clone()
+    bad[0, 0, :3] = torch.tensor([19, -3, 400])
+    with pytest.raises(ValueError, match="outside"):
+        L.weighted_cross_entropy(z, bad, backend=kernel.backend)
+    if kernel.backend == "cpp" and kernel.device == "cpu":
+        with pytest.raises(RuntimeError, match="outside"):
+            L.weighted_cross_entropy(z, bad, backend="cpp", validate=False)
+        return
+    as_ignored = torch.where((bad < 0) | (bad >= 19), torch.full_like(bad, 255), bad)
+    zz = z.clone().requires_grad_(True)
+    loss = L.weighted_cross_entropy(zz, bad, weighting=MODES["entropy"], backend=kernel.backend, validate=False)
+    (g,) = torch.autograd.grad(loss, zz)
+    ref = run("reference", z, as_ignored, MODES["entropy"], state=state, grad_out=torch.tensor(1.0))
+    assert_close(loss, ref[0], OP, "loss")
+    assert_close(g, ref[1], OP, "grad")
+
+
+def test_region_state_is_checked_before_the_kernel(kernel):
+    z, y, state = make_case(2, 19, 4, 5, seed=17, device=kernel.device)
+    w = MODES["regions"]
+    bad = state.clone()
+    bad[0, 0, 0] = 3  # not T, B or F: the kernels index the region weights by it
+    with pytest.raises(ValueError, match="region_state holds 3"):
+        L.weighted_cross_entropy(z, y, weighting=w, step=1, steps=5, region_state=bad, backend=kernel.backend)
+    with pytest.raises(ValueError, match="uint8 tensor shaped like"):
+        L.weighted_cross_entropy(z, y, weighting=w, step=1, steps=5, region_state=state[:, :2],
+                                 backend=kernel.backend)

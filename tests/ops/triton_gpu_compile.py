@@ -1,7 +1,10 @@
 """Compile every Triton kernel of fastsegadv for a real GPU target (sm_90) without a GPU.
 
 Run as a script with ``TRITON_INTERPRET=0`` (tests/ops/test_triton_gpu_compile.py does, in a subprocess):
-``python tests/ops/triton_gpu_compile.py [--arch 90] [--json out.json]``.
+``python tests/ops/triton_gpu_compile.py [--arch 90] [--json out.json] [--resources report.md]``.
+``--resources`` also runs each launch's PTX through the bundled ``ptxas -v`` with Triton's own options and
+writes registers, stack frame and spills per kernel and specialisation (the table the kernels issue asks
+for; slower: one more ptxas call per launch).
 
 The interpreter that runs the kernels in the rest of the suite never makes the checks of Triton's
 compiler (an unreadable global, a type error in a branch that is not taken, an op the GPU backend does
@@ -19,7 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
+import tempfile
 import time
 
 if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
@@ -30,6 +36,11 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime import driver as triton_driver  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
+
+try:  # where the NVIDIA backend keeps its ptxas (Triton >= 3.3)
+    from triton.backends.nvidia.compiler import get_ptxas, sm_arch_from_capability  # noqa: E402
+except ImportError:  # pragma: no cover
+    get_ptxas = sm_arch_from_capability = None
 
 
 class CompileOnlyDriver:
@@ -52,6 +63,26 @@ class CompileOnlyDriver:
 
 
 RESULTS: list[dict] = []
+RESOURCES = {"enabled": False, "arch": 90}
+_PTXAS_INFO = re.compile(r"Used (\d+) registers.*?(\d+) bytes stack frame, (\d+) bytes spill stores, "
+                         r"(\d+) bytes spill loads", re.S)
+
+
+def ptxas_resources(ptx: str, arch: int) -> dict:
+    """Registers per thread, stack frame and spill bytes of one kernel's PTX, from ``ptxas -v`` run with
+    the options Triton's NVIDIA backend uses for its cubin."""
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "kernel.ptx")
+        with open(src, "w") as f:
+            f.write(ptx)
+        cmd = [get_ptxas(arch).path, "-lineinfo", "-v", "--regAllocOptLevel=2",
+               f"--gpu-name={sm_arch_from_capability(arch)}", src, "-o", os.path.join(d, "kernel.o")]
+        log = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+    m = _PTXAS_INFO.search(log)
+    if m is None:
+        raise RuntimeError(f"no resource line in ptxas output:\n{log}")
+    regs, stack, spill_st, spill_ld = map(int, m.groups())
+    return {"registers": regs, "stack_bytes": stack, "spill_store_bytes": spill_st, "spill_load_bytes": spill_ld}
 
 
 def _describe(args, kwargs) -> str:
@@ -76,8 +107,11 @@ def _compiling_getitem(self: JITFunction, grid):
                 error = "no cubin produced"
         except Exception as e:  # noqa: BLE001  (reported, the script goes on to the next kernel)
             ok, error = False, f"{type(e).__name__}: {str(e)[-1500:]}"
-        RESULTS.append({"kernel": name, "spec": spec, "ok": ok, "error": error,
-                        "seconds": round(time.perf_counter() - t0, 3)})
+        row = {"kernel": name, "spec": spec, "ok": ok, "error": error, "seconds": round(time.perf_counter() - t0, 3)}
+        if ok and RESOURCES["enabled"]:
+            row.update(ptxas_resources(kernel.asm["ptx"], RESOURCES["arch"]))
+            row["num_warps"] = kernel.metadata.num_warps
+        RESULTS.append(row)
         return None
 
     return launch
@@ -142,11 +176,41 @@ def _cases():
         yield lambda: mcs.masked_class_sums_backward(torch.zeros(2, 19, 32), feats, lab, mask)
 
 
+def resource_report(results: list[dict], summary: dict) -> str:
+    """Markdown: per kernel the most registers, stack and spills over its specialisations, then the
+    specialisations that spill."""
+    lines = [f"# Triton kernels compiled for {summary['arch']} (Triton {summary['triton']}): registers and spills",
+             "", f"{summary['launches']} launches, {summary['failed']} failed; per thread, from `ptxas -v` with "
+             "Triton's options (255 registers is the hardware maximum; spills go to local memory).", "",
+             "| kernel | specialisations | registers (min-max) | max stack B | max spill stores B | "
+             "max spill loads B | spilling specialisations |", "|---|---|---|---|---|---|---|"]
+    ok = [r for r in results if r.get("registers") is not None]
+    for name in sorted({r["kernel"] for r in ok}):
+        rs = [r for r in ok if r["kernel"] == name]
+        regs = [r["registers"] for r in rs]
+        spilling = sum(1 for r in rs if r["spill_store_bytes"] or r["spill_load_bytes"])
+        lines.append(f"| {name} | {len(rs)} | {min(regs)}-{max(regs)} | {max(r['stack_bytes'] for r in rs)} | "
+                     f"{max(r['spill_store_bytes'] for r in rs)} | {max(r['spill_load_bytes'] for r in rs)} | "
+                     f"{spilling} |")
+    spills = sorted((r for r in ok if r["spill_store_bytes"] or r["spill_load_bytes"]),
+                    key=lambda r: -r["spill_store_bytes"])
+    if spills:
+        lines += ["", "Specialisations that spill (largest first):", "",
+                  "| kernel | registers | spill stores B | spill loads B | specialisation |", "|---|---|---|---|---|"]
+        lines += [f"| {r['kernel']} | {r['registers']} | {r['spill_store_bytes']} | {r['spill_load_bytes']} | "
+                  f"`{r['spec']}` |" for r in spills[:40]]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability x 10 (90: H100/H200)")
     ap.add_argument("--json", help="write every launch's result here")
+    ap.add_argument("--resources", help="also write registers / stack / spills per kernel (Markdown) here")
     args = ap.parse_args(argv)
+    if args.resources and get_ptxas is None:
+        raise SystemExit("--resources needs Triton's NVIDIA backend (triton.backends.nvidia)")
+    RESOURCES.update(enabled=bool(args.resources), arch=args.arch)
     triton_driver.set_active(CompileOnlyDriver(args.arch))
     JITFunction.__getitem__ = _compiling_getitem
     t0 = time.perf_counter()
@@ -159,6 +223,9 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"summary": summary, "results": RESULTS}, f, indent=1)
+    if args.resources:
+        with open(args.resources, "w") as f:
+            f.write(resource_report(RESULTS, summary))
     for r in failed:
         print(f"FAILED {r['kernel']}({r['spec']}):\n  {r['error']}", file=sys.stderr)
     print(json.dumps(summary))
