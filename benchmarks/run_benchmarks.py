@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from fastsegadv.evaluation.report import markdown_table
+
 HERE = Path(__file__).resolve().parent
 SUITES = ("fused_loss", "fused_upsample", "attack_e2e", "attack_e2e_gpu", "attack_step")
 
@@ -136,11 +138,8 @@ def _table(rows: list[dict], header: str) -> str:
         "peak_MiB",
     ]
     cols = [c for c in cols if any(c in r for r in rows)]
-    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in sorted(rows, key=lambda r: (r["shape"], r["mode"], r["provider"])):
-        cells = [(f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, ""))) for c in cols]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    ordered = sorted(rows, key=lambda r: (r["shape"], r["mode"], r["provider"]))
+    return header + "\n\n" + markdown_table([{c: r.get(c, "") for c in cols} for r in ordered], digits=2)
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:

@@ -20,7 +20,7 @@ def _sums_kernel(f_ptr, y_ptr, m_ptr, sums_ptr, counts_ptr, D, HW, K,
     """Program (b, d block, k block): sums ``[BLOCK_K, BLOCK_D]`` of classes k0 .. k0 + BLOCK_K. Tiling the
     classes keeps the accumulator and the one-hot tile small at 150 classes (no spill to local memory);
     the features are read once per class block."""
-    b = tl.program_id(0).to(tl.int64)  # 64-bit offsets: b * D * HW passes 2^31 on large feature maps
+    b = tl.program_id(0).to(tl.int64)  # 64-bit offsets: b * D * HW may pass 2^31
     d0 = tl.program_id(1) * BLOCK_D
     offs_k = tl.program_id(2) * BLOCK_K + tl.arange(0, BLOCK_K)
     offs_d = d0 + tl.arange(0, BLOCK_D)

@@ -30,6 +30,7 @@ from .weighted_ce import (
     REGIONS,
     UPDATE_STATE,
     backward_terms,
+    check_image_size,
     forward_block,
     grad_tile,
     kernel_params,
@@ -85,8 +86,8 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
                 FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
                 C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
     w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
-    pid = tl.program_id(0).to(tl.int64)
-    b = pid // nblk
+    pid = tl.program_id(0)
+    b = (pid // nblk).to(tl.int64)  # image offsets in 64 bits; within an image, 32 bits
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)  # output pixels of image b
     pmask = offs_p < HW
     o00, o01, o10, o11, ly0, ly1, lx0, lx1 = _taps(offs_p // W, offs_p % W, pmask, i0y_ptr, i1y_ptr, l0y_ptr,
@@ -105,8 +106,8 @@ def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
                  FLAGS: tl.constexpr, PER_PIXEL_SCALE: tl.constexpr,
                  C_CHUNK: tl.constexpr, BLOCK_J: tl.constexpr, NUM_CHUNKS: tl.constexpr):
     w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
-    pid = tl.program_id(0).to(tl.int64)
-    b = pid // H
+    pid = tl.program_id(0)
+    b = (pid // H).to(tl.int64)  # image offsets in 64 bits; within an image, 32 bits
     oy = pid % H
     offs_j = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)  # low-resolution columns
     jmask = offs_j < w
@@ -115,7 +116,7 @@ def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
     z_base = z_ptr + b * stride_b
     HW = H * W
     k_img = scale_ptr + b * HW if PER_PIXEL_SCALE else scale_ptr
-    rb = rowbuf_ptr + (b * C * H + oy) * w  # + c * H * w + j
+    rb = rowbuf_ptr + b * C * H * w + oy * w  # + c * H * w + j
     oy_v = tl.zeros([BLOCK_J], tl.int32) + oy
     for k in range(span_x):  # the k-th output column reading column j, in increasing x
         ox = xs + k
@@ -136,7 +137,7 @@ def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
             mask = (offs_c[:, None] < C) & live[None, :]
             x = load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0, lx1, True)
             g = grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b)
-            ptrs = rb + offs_c[:, None].to(tl.int64) * (H * w) + offs_j[None, :]
+            ptrs = rb + offs_c[:, None] * (H * w) + offs_j[None, :]
             omask = (offs_c[:, None] < C) & jmask[None, :]
             acc = tl.load(ptrs, mask=omask, other=0.0)
             acc = tl.where(on0[None, :], acc + lx0[None, :] * g, acc)
@@ -148,9 +149,10 @@ def _rows_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, rowbuf_ptr,
 def _cols_kernel(rowbuf_ptr, grad_ptr, i0y_ptr, i1y_ptr, l0y_ptr, l1y_ptr, ystart_ptr, yend_ptr,
                  C, H, h, w, span_y, stride_b, stride_c, stride_h, stride_w,
                  C_CHUNK: tl.constexpr, BLOCK_J: tl.constexpr, NUM_CHUNKS: tl.constexpr):
-    pid = tl.program_id(0).to(tl.int64)
-    b = pid // h
+    pid = tl.program_id(0)
+    b = (pid // h).to(tl.int64)  # image offsets in 64 bits; within an image, 32 bits
     i = pid % h
+    rb = rowbuf_ptr + b * C * H * w
     offs_j = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)
     jmask = offs_j < w
     ys = tl.load(ystart_ptr + i)
@@ -163,18 +165,18 @@ def _cols_kernel(rowbuf_ptr, grad_ptr, i0y_ptr, i1y_ptr, l0y_ptr, l1y_ptr, ystar
             oy = tl.zeros([BLOCK_J], tl.int32) + ys + k  # the same row in every lane
             live = jmask & (oy < ye)
             oy = tl.where(live, oy, 0)
-            v = tl.load(rowbuf_ptr + ((b * C + offs_c[:, None]) * H + oy[None, :]) * w + offs_j[None, :],
+            v = tl.load(rb + (offs_c[:, None] * H + oy[None, :]) * w + offs_j[None, :],
                         mask=mask & live[None, :], other=0.0)
             on0 = live & (tl.load(i0y_ptr + oy, mask=live, other=-1) == i)
             on1 = live & (tl.load(i1y_ptr + oy, mask=live, other=-1) == i)
             acc = tl.where(on0[None, :], acc + tl.load(l0y_ptr + oy, mask=live, other=0.0)[None, :] * v, acc)
             acc = tl.where(on1[None, :], acc + tl.load(l1y_ptr + oy, mask=live, other=0.0)[None, :] * v, acc)
-        ptrs = (grad_ptr + b * stride_b + offs_c[:, None].to(tl.int64) * stride_c + i * stride_h
-                + offs_j[None, :] * stride_w)
+        ptrs = grad_ptr + b * stride_b + offs_c[:, None] * stride_c + i * stride_h + offs_j[None, :] * stride_w
         tl.store(ptrs, acc.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
 def _geometry(logits: torch.Tensor, labels: torch.Tensor, align_corners: bool):
+    check_image_size(logits.shape[1] * labels.shape[-2] * labels.shape[-1])  # C at label resolution: an upper bound
     if not (logits.is_contiguous() or logits.is_contiguous(memory_format=torch.channels_last)):
         logits = logits.contiguous()
     b, c, h, w = logits.shape

@@ -72,7 +72,7 @@ def load_tile(z_base, offs_c, mask, stride_c, o00, o01, o10, o11, ly0, ly1, lx0,
     """``[C_CHUNK, BLOCK_P]`` fp32 logits of classes ``offs_c``: read at pixel offsets ``o00`` or, with
     UPSAMPLE, interpolated bilinearly from the four taps ``o..`` with row weights ``ly0, ly1`` and column
     weights ``lx0, lx1`` (F.interpolate's order of operations); 0 where ``mask`` is off."""
-    base = z_base + offs_c[:, None].to(tl.int64) * stride_c
+    base = z_base + offs_c[:, None] * stride_c
     if UPSAMPLE:
         t00 = tl.load(base + o00[None, :], mask=mask, other=0.0).to(tl.float32)
         t01 = tl.load(base + o01[None, :], mask=mask, other=0.0).to(tl.float32)
@@ -269,8 +269,8 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
                 FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
                 C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
     w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
-    pid = tl.program_id(0).to(tl.int64)  # 64-bit offsets: b * stride_b passes 2^31 on large batches
-    b = pid // nblk
+    pid = tl.program_id(0)
+    b = (pid // nblk).to(tl.int64)  # image offsets in 64 bits (B*C*H*W may pass 2^31); within an image, 32 bits
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
     o = offs_p * stride_p
     forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW, partial_ptr + pid * 6,
@@ -329,8 +329,8 @@ def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
                 FLAGS: tl.constexpr, PER_PIXEL_SCALE: tl.constexpr,
                 C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
     w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
-    pid = tl.program_id(0).to(tl.int64)  # 64-bit offsets: b * stride_b passes 2^31 on large batches
-    b = pid // nblk
+    pid = tl.program_id(0)
+    b = (pid // nblk).to(tl.int64)  # image offsets in 64 bits (B*C*H*W may pass 2^31); within an image, 32 bits
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = offs_p < HW
     z_base = z_ptr + b * stride_b
@@ -346,11 +346,24 @@ def _bwd_kernel(z_ptr, y_ptr, state_ptr, scale_ptr, grad_ptr,
         mask = (offs_c[:, None] < C) & pmask[None, :]
         x = load_tile(z_base, offs_c, mask, stride_c, o, o, o, o, 0.0, 0.0, 0.0, 0.0, False)
         g = grad_tile(x, mask, offs_c, m, a, y, bidx, inv_s, alpha, beta, g_y, g_a, g_b)
-        tl.store(g_base + offs_c[:, None].to(tl.int64) * stride_c + o[None, :], g.to(grad_ptr.dtype.element_ty),
-                 mask=mask)
+        tl.store(g_base + offs_c[:, None] * stride_c + o[None, :], g.to(grad_ptr.dtype.element_ty), mask=mask)
+
+
+def check_image_size(numel_per_image: int) -> None:
+    """The kernels address one image's logits with 32-bit offsets (64-bit only across images): registers
+    that a 64-bit offset tile would take spill the backward kernel."""
+    if numel_per_image >= 2**31:
+        raise ValueError(f"one image has {numel_per_image} logits (C*H*W); the Triton kernels take fewer than 2^31")
+
+
+def num_warps(tile: int) -> int:
+    """8 warps for [C_CHUNK, BLOCK_P] tiles of 4096 values: with 4, the backward's live tiles need more than
+    the 255 registers a thread has and spill (ptxas, sm_90: tests/ops/triton_gpu_compile.py --resources)."""
+    return 8 if tile >= 4096 else 4
 
 
 def _geometry(logits: torch.Tensor):
+    check_image_size(logits[0].numel())
     if not (logits.is_contiguous() or logits.is_contiguous(memory_format=torch.channels_last)):
         logits = logits.contiguous()
     b, c, h, w = logits.shape
@@ -373,7 +386,8 @@ def weighted_ce_forward(logits, labels, region_state, params, flags, ignore_inde
         _fwd_kernel[(b * nblk,)](
             logits, labels, state, loss, partial, kernel_params(params, logits.device),
             c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
-            FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
+            FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks,
+            num_warps=num_warps(c_chunk * block_p))
     stats = partial.view(b, nblk, NUM_STATS).double().sum(1)
     loss = loss.view(b, logits.shape[2], logits.shape[3]) if per_pixel else loss.new_empty((0,))
     return loss, stats, loss.new_empty((0,))
@@ -391,5 +405,6 @@ def weighted_ce_backward(grad_scale, logits, labels, region_state, params, flags
             logits, labels, state, scale, grad, kernel_params(params, logits.device),
             c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
             FLAGS=flags & ~UPDATE_STATE.value, PER_PIXEL_SCALE=scale.numel() != 1,
-            C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
+            C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks,
+            num_warps=num_warps(c_chunk * block_p))
     return grad

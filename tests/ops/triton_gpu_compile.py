@@ -64,8 +64,8 @@ class CompileOnlyDriver:
 
 RESULTS: list[dict] = []
 RESOURCES = {"enabled": False, "arch": 90}
-_PTXAS_INFO = re.compile(r"Used (\d+) registers.*?(\d+) bytes stack frame, (\d+) bytes spill stores, "
-                         r"(\d+) bytes spill loads", re.S)
+_PTXAS_REGS = re.compile(r"Used (\d+) registers")
+_PTXAS_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 
 
 def ptxas_resources(ptx: str, arch: int) -> dict:
@@ -78,10 +78,11 @@ def ptxas_resources(ptx: str, arch: int) -> dict:
         cmd = [get_ptxas(arch).path, "-lineinfo", "-v", "--regAllocOptLevel=2",
                f"--gpu-name={sm_arch_from_capability(arch)}", src, "-o", os.path.join(d, "kernel.o")]
         log = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
-    m = _PTXAS_INFO.search(log)
-    if m is None:
-        raise RuntimeError(f"no resource line in ptxas output:\n{log}")
-    regs, stack, spill_st, spill_ld = map(int, m.groups())
+    regs, frame = _PTXAS_REGS.search(log), _PTXAS_FRAME.search(log)
+    if regs is None or frame is None:
+        raise RuntimeError(f"no resource lines in ptxas output:\n{log}")
+    regs = int(regs.group(1))
+    stack, spill_st, spill_ld = map(int, frame.groups())
     return {"registers": regs, "stack_bytes": stack, "spill_store_bytes": spill_st, "spill_load_bytes": spill_ld}
 
 
