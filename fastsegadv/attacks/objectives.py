@@ -63,8 +63,9 @@ class WeightedCE(Objective):
     def __call__(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
         kw = dict(weighting=self.weighting, step=step, steps=steps, region_state=self.state,
                   ignore_index=self.ignore_index, params=params)
+        # the attack checked the labels and made the region state once, before its first step
         if low_res:
-            return upsample_weighted_cross_entropy(logits, labels, **kw)
+            return upsample_weighted_cross_entropy(logits, labels, validate=False, **kw)
         return weighted_cross_entropy(logits, labels, validate=False, **kw)
 
     def region_counts(self, labels):
