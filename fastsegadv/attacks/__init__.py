@@ -18,6 +18,7 @@ from .perturbation import perturbation_norms
 from .pgd import bim_l2, pgd
 from .registry import ATTACKS, REGISTRY, AttackSpec, get_attack
 from .rppgd import rp_pgd
+from .sea import sea, sea_apgd
 from .segpgd import segfgsm, segpgd
 from .trace import AttackTrace
 from .uncertainty import pixel_subset_ifgsm, random_pixel_mask, uncertainty_fgsm, uncertainty_ifgsm, uncertainty_pgd
@@ -41,6 +42,8 @@ __all__ = [
     "cw_l2",
     "deepfool",
     "apgd",
+    "sea",
+    "sea_apgd",
     "ATTACKS",
     "REGISTRY",
     "BestIterate",

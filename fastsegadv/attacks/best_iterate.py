@@ -30,15 +30,19 @@ class BestIterate:
 
     @torch.no_grad()
     def update(self, x_cur: torch.Tensor, prediction: torch.Tensor, labels: torch.Tensor, ignore_index: int,
-               norm: torch.Tensor | None = None) -> None:
-        """Score ``x_cur`` by its ``prediction [B, H, W]`` and keep it, per image, where it is better."""
+               norm: torch.Tensor | None = None, *, index: torch.Tensor | None = None) -> None:
+        """Score ``x_cur`` by its ``prediction [B, H, W]`` and keep it, per image, where it is better. With
+        ``index`` (``[n]`` image indices) the arguments hold only those images (attacks that stop early)."""
         score = mis_ratio_per_image(prediction, labels, ignore_index)
+        rows = slice(None) if index is None else index
+        old_score = self.score[rows]
         if self.ties == "replace":
-            better = score >= self.score
+            better = score >= old_score
         elif self.ties == "smaller_norm":
-            better = (score > self.score) | ((score == self.score) & (norm < self.norm))
-            self.norm.copy_(torch.where(better, norm, self.norm))
+            old_norm = self.norm[rows]
+            better = (score > old_score) | ((score == old_score) & (norm < old_norm))
+            self.norm[rows] = torch.where(better, norm, old_norm)
         else:
-            better = score > self.score
-        self.score.copy_(torch.where(better, score, self.score))
-        self.x.copy_(torch.where(better.view(-1, *([1] * (x_cur.dim() - 1))), x_cur.detach(), self.x))
+            better = score > old_score
+        self.score[rows] = torch.where(better, score, old_score)
+        self.x[rows] = torch.where(better.view(-1, *([1] * (x_cur.dim() - 1))), x_cur.detach(), self.x[rows])

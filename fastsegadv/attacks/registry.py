@@ -19,6 +19,7 @@ from .deepfool import deepfool
 from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_ll
 from .pgd import bim_l2, pgd
 from .rppgd import rp_pgd
+from .sea import sea, sea_apgd
 from .segpgd import segfgsm, segpgd
 from .uncertainty import pixel_subset_ifgsm, uncertainty_fgsm, uncertainty_ifgsm, uncertainty_pgd
 
@@ -54,6 +55,8 @@ REGISTRY: dict[str, AttackInfo] = {
     "cw_l2": AttackInfo(cw_l2, "CW", own_budget=True),
     "deepfool": AttackInfo(deepfool, "DeepFool", own_budget=True),
     "apgd": AttackInfo(apgd, "APGD"),
+    "sea_apgd": AttackInfo(sea_apgd, "SEA-APGD"),  # one loss of SEA, with radius reduction
+    "sea": AttackInfo(sea, "SEA"),  # all three losses, per-image worst case (the harness expands sea@N)
 }
 # views of the one table
 ATTACKS = {name: info.fn for name, info in REGISTRY.items()}

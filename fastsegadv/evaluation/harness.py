@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from ..attacks.perturbation import perturbation_norms
 from ..attacks.registry import AttackSpec
+from ..attacks.sea import SEA_LOSSES
 from ..attacks.trace import AttackTrace
 from ..attacks.validation import check_unit_scale
 from ..distributed.context import DistContext, all_gather_objects, all_reduce_sum, init_distributed
@@ -59,14 +60,13 @@ class EvalConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
-SEA_LOSSES = ("masked_ce", "js", "ce")
-
-
 def expand_preset(item):
-    """``"sea@N"``: APGD with each of SEA's losses (Croce et al. 2023) at N iterations; else ``[item]``."""
+    """``"sea@N"`` (N = 300 by default): SEA (Croce, Singh, Hein, ECCV 2024) as its three attacks, APGD with
+    radius reduction on each of its losses at N iterations (:func:`fastsegadv.attacks.sea_apgd`), so that
+    the worst case per image and the greedy dataset-mIoU worst case are taken over them; else ``[item]``."""
     if isinstance(item, str) and item.split("@")[0] == "sea":
-        steps = item.partition("@")[2] or "100"
-        return [f"apgd:loss='{loss}'@{steps}" for loss in SEA_LOSSES]
+        steps = item.partition("@")[2] or "300"
+        return [f"sea_apgd:loss='{loss}'@{steps}" for loss in SEA_LOSSES]
     return [item]
 
 

@@ -40,6 +40,8 @@ ALL = {
     "deepfool": partial(A.deepfool, steps=3),
     "apgd": partial(A.apgd, eps=EPS, steps=5),
     "apgd_js": partial(A.apgd, eps=EPS, steps=5, loss="js"),
+    "sea_apgd": partial(A.sea_apgd, eps=EPS, steps=6),  # mask-ce-bal: per-image class weights
+    "sea": partial(A.sea, eps=EPS, steps=3),
 }
 
 

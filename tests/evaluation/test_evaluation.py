@@ -214,13 +214,16 @@ def test_greedy_choice_on_a_constructed_case():
     assert greedy_worst_miou(cms, torch.tensor([1, 0])).tolist() == [0, 1]
 
 
-def test_sea_preset_expands_to_the_apgd_members():
-    cfg = EvalConfig(attacks=["sea@20", "pgd@10"])
+def test_sea_preset_expands_to_its_three_losses():
+    cfg = EvalConfig(attacks=["sea@20", "pgd@10", "sea"])
     assert [str(a) for a in cfg.attacks] == [
-        "apgd:loss='masked_ce'@20",
-        "apgd:loss='js'@20",
-        "apgd:loss='ce'@20",
+        "sea_apgd:loss='mask_ce_bal'@20",
+        "sea_apgd:loss='mask_ce_avg'@20",
+        "sea_apgd:loss='js_avg'@20",
         "pgd@10",
+        "sea_apgd:loss='mask_ce_bal'@300",
+        "sea_apgd:loss='mask_ce_avg'@300",
+        "sea_apgd:loss='js_avg'@300",
     ]
 
 

@@ -1,0 +1,200 @@
+"""SEA (Croce, Singh, Hein, ECCV 2024) against its published algorithm, written out here independently:
+the step-size checkpoints as the released loop counts them, the radius stages, the warm starts, the
+halving rule, the three losses against their definitions (JS from softmax and one-hot), the per-image
+early stop and pass count, the per-image worst case of ``sea`` and the ``sea@N`` preset of the harness."""
+import importlib
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from fastsegadv import attacks as A
+from fastsegadv.attacks.sea import (
+    balanced_class_weights,
+    halve_step_size,
+    pixel_accuracy,
+    sea_checkpoints,
+    sea_pixel_losses,
+    stage_iterations,
+)
+from fastsegadv.data import make_digit_scenes
+from fastsegadv.models import load_pretrained
+
+EPS = 8 / 255
+sea_module = importlib.import_module("fastsegadv.attacks.sea")  # the module (the package exports the function)
+
+
+def released_checkpoints(n_iter: int) -> list[int]:
+    """The released loop's bookkeeping (AutoAttack style): a counter of steps since the last check is compared
+    with k after every iteration; k starts at max(int(0.22 n), 1) and after each check becomes
+    max(k - max(int(0.03 n), 1), max(int(0.06 n), 1))."""
+    k, k_min, decr = max(int(0.22 * n_iter), 1), max(int(0.06 * n_iter), 1), max(int(0.03 * n_iter), 1)
+    counter, out = 0, []
+    for i in range(n_iter):
+        counter += 1
+        if counter == k:
+            out.append(i)
+            counter = 0
+            k = max(k - decr, k_min)
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 3, 10, 90, 120, 300])
+def test_checkpoints_follow_the_released_schedule(n):
+    assert sea_checkpoints(n) == released_checkpoints(n)
+    if n == 90:
+        assert sea_checkpoints(n) == [18, 35, 50, 63, 74, 83]
+
+
+def test_radius_stages_split_the_iterations():
+    assert stage_iterations(300) == [90, 90, 120]  # 0.3 N, 0.3 N, 0.4 N at 2 eps, 1.5 eps, eps
+    assert stage_iterations(10) == [3, 3, 4]
+    assert stage_iterations(7) == [2, 2, 3]
+    assert [m for m, _ in sea_module.RADIUS_STAGES] == [2.0, 1.5, 1.0]
+
+
+def test_halving_rule():
+    """Halve where the tracked loss rose in at most rho * k of the window, or where the last check did not
+    halve and the best tracked loss did not improve since."""
+    inc = torch.tensor([7.0, 8.0, 8.0, 8.0])
+    reduced_last = torch.tensor([True, True, False, False])
+    best_now = torch.tensor([1.0, 1.0, 1.0, 2.0])
+    best_then = torch.tensor([0.5, 0.5, 1.0, 1.0])
+    got = halve_step_size(inc, 10, reduced_last, best_now, best_then)
+    assert got.tolist() == [True, False, True, False]  # 7 <= 7.5; 8 > 7.5; stalled; improved
+
+
+def _logits_labels(seed=0, b=2, c=5, h=6, w=7):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(b, c, h, w, generator=g) * 2
+    y = torch.randint(0, c, (b, h, w), generator=g)
+    y[:, 0] = 255
+    return z, y
+
+
+def test_js_avg_is_the_jensen_shannon_divergence_to_the_one_hot_label():
+    z, y = _logits_labels()
+    got, _ = sea_pixel_losses(z, y, "js_avg")
+    p = F.softmax(z.double(), 1)
+    valid = y != 255
+    q = F.one_hot(torch.where(valid, y, 0), z.shape[1]).permute(0, 3, 1, 2).double()
+    m = (p + q) / 2
+
+    def kl(a, b):
+        return torch.where(a > 0, a * torch.log(a / b), torch.zeros_like(a)).sum(1)
+
+    js = 0.5 * kl(p, m) + 0.5 * kl(q, m)  # [B, H, W]
+    want = (js * valid).flatten(1).sum(1) / valid.flatten(1).sum(1)
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_losses_and_class_weights():
+    z, y = _logits_labels(1)
+    valid = y != 255
+    ce = F.cross_entropy(z, y, ignore_index=255, reduction="none")
+    correct = (z.argmax(1) == y) & valid
+    n = valid.flatten(1).sum(1)
+    masked = (ce * correct).flatten(1).sum(1) / n
+    got, tracked = sea_pixel_losses(z, y, "mask_ce_avg")
+    torch.testing.assert_close(got, masked)
+    torch.testing.assert_close(tracked, (ce * valid).flatten(1).sum(1) / n)  # ce-avg steers the step size
+    uniform, _ = sea_pixel_losses(z, y, "mask_ce_bal", class_weights=torch.ones(5))
+    torch.testing.assert_close(uniform, masked)
+    w = torch.tensor([0.1, 0.2, 0.3, 0.15, 0.25])
+    weighted, _ = sea_pixel_losses(z, y, "mask_ce_bal", class_weights=w)
+    torch.testing.assert_close(weighted, (ce * correct * w[torch.where(valid, y, 0)]).flatten(1).sum(1) / n)
+
+
+def test_balanced_weights_are_normalised_inverse_frequencies():
+    y = torch.tensor([[[0, 0, 0, 1], [1, 2, 255, 255]]])  # counts 3, 2, 1 of classes 0, 1, 2
+    w = balanced_class_weights(y, 4, 255)[0]
+    inv = torch.tensor([1 / 3, 1 / 2, 1.0, 0.0])
+    torch.testing.assert_close(w, inv / inv.sum())
+    totals = w * torch.tensor([3.0, 2.0, 1.0, 0.0])  # each present class weighs the same in total
+    torch.testing.assert_close(totals[:3], totals[:1].expand(3))
+    assert totals[3] == 0
+
+
+def test_stages_warm_start_from_the_projected_best_point(tiny_model, batch, monkeypatch):
+    x, y = batch
+    calls = []
+    real = sea_module.apgd_stage
+
+    def spy(net, x_, labels, x_init, *, radius, steps, **kw):
+        out = real(net, x_, labels, x_init, radius=radius, steps=steps, **kw)
+        calls.append((radius, steps, x_init.clone(), out[0].clone()))
+        return out
+
+    monkeypatch.setattr(sea_module, "apgd_stage", spy)
+    adv = A.sea_apgd(tiny_model, x, y, eps=EPS, steps=10, loss="mask_ce_avg", seed=[1, 2])
+    assert [(r, n) for r, n, _, _ in calls] == [(2 * EPS, 3), (1.5 * EPS, 3), (EPS, 4)]
+    first_init = calls[0][2]
+    assert (first_init - x).abs().max() <= 2 * EPS + 1e-6 and (first_init != x).any()  # random start, 2 eps
+    for (_, _, _, best), (r, _, init, _) in zip(calls[:-1], calls[1:]):
+        torch.testing.assert_close(init, (x + (best - x).clamp(-r, r)).clamp(0, 1), rtol=0, atol=0)
+    assert torch.equal(adv, calls[-1][3])
+    assert (adv - x).abs().max() <= EPS + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+
+
+@pytest.mark.parametrize("loss", sea_module.SEA_LOSSES)
+def test_attack_lowers_accuracy_and_counts_passes(loss):
+    model = load_pretrained("standard")
+    x, y = make_digit_scenes("test", num_images=4, seed=0)
+    passes = torch.zeros(4, dtype=torch.long)
+    adv = A.sea_apgd(model, x, y, eps=EPS, steps=10, loss=loss, seed=0, passes=passes)
+    with torch.no_grad():
+        clean = pixel_accuracy(model(x).argmax(1), y, 255)
+        attacked = pixel_accuracy(model(adv).argmax(1), y, 255)
+    assert (attacked < clean).all() and attacked.mean() < 0.5 * clean.mean(), (clean, attacked)
+    assert ((passes >= 3) & (passes <= 10 + 3)).all()  # one start per stage, at most one pass per iteration
+
+
+class _AlwaysClassZero(nn.Module):
+    """Predicts class 0 everywhere whatever the input (a large margin plus a small input-dependent term)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        base = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+        return base + 1e-3 * self.conv(x)
+
+
+def test_images_already_fooled_stop_at_once():
+    model = _AlwaysClassZero().eval()
+    x = torch.rand(2, 3, 8, 8)
+    y = torch.ones(2, 8, 8, dtype=torch.long)  # every valid pixel is wrong from the start (prediction 0)
+    y[1, :4] = 0  # image 1 still has correct pixels
+    passes = torch.zeros(2, dtype=torch.long)
+    A.sea_apgd(model, x, y, eps=EPS, steps=30, seed=0, passes=passes)
+    assert passes[0] == 3  # the starting point of each radius stage, no iteration
+    assert passes[1] > 3
+
+
+def test_sea_keeps_the_lowest_accuracy_per_image():
+    model = load_pretrained("pgd_at")
+    x, y = make_digit_scenes("test", num_images=4, seed=1)
+    losses = ("mask_ce_avg", "js_avg")
+    adv = A.sea(model, x, y, eps=4 / 255, steps=6, losses=losses, seed=[5, 6, 7, 8])
+    accs = []
+    with torch.no_grad():
+        for loss in losses:
+            a = A.sea_apgd(model, x, y, eps=4 / 255, steps=6, loss=loss, seed=[5, 6, 7, 8])
+            accs.append(pixel_accuracy(model(a).argmax(1), y, 255))
+        got = pixel_accuracy(model(adv).argmax(1), y, 255)
+    assert not torch.equal(accs[0], accs[1])  # the losses differ: the choice is per image
+    torch.testing.assert_close(got, torch.minimum(accs[0], accs[1]))
+
+
+def test_options_are_checked(tiny_model, batch):
+    x, y = batch
+    with pytest.raises(ValueError, match="loss must be one of"):
+        A.sea_apgd(tiny_model, x, y, eps=EPS, steps=6, loss="masked_ce")
+    with pytest.raises(ValueError, match="at least 3 steps"):
+        A.sea_apgd(tiny_model, x, y, eps=EPS, steps=2)
+    with pytest.raises(ValueError, match="eps"):
+        A.sea_apgd(tiny_model, x, y, eps=8, steps=6)
+    assert math.isclose(sea_module.RHO, 0.75) and math.isclose(sea_module.MOMENTUM, 0.75)
