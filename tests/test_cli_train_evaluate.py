@@ -97,3 +97,17 @@ def test_help_explains_every_option(module):
         assert action.help, action.dest
     text = parser.format_help()
     assert "--config" in text and "--output" in text
+
+
+def test_quick_tier_writes_one_report_per_eps(tmp_path):
+    """``--tier quick``: PGD, SegPGD, CosPGD and APGD at 20 iterations at eps 4 and 8, one report folder each,
+    with passes (forward/backward) and seconds per image for every attack."""
+    rep = tmp_path / "rep"
+    assert main(["evaluate", "--tier", "quick", "--models", "standard", "--num-images", "2", "--image-size", "32",
+                 "--no-curves", "--no-progress", "--output", str(rep)]) == 0
+    for eps in (4, 8):
+        data = json.loads((rep / f"eps_{eps}" / "robustness.json").read_text())
+        assert data["config"]["eps_255"] == pytest.approx(eps)
+        assert data["config"]["attacks"] == ["pgd@20", "segpgd@20", "cospgd@20", "apgd@20"]
+        details = (rep / f"eps_{eps}" / "details.csv").read_text()
+        assert "backwards_per_image" in details and "seconds_per_image" in details

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..attacks import ATTACKS
 from ..datasets import KINDS, open_dataset
 from ..distributed.context import init_distributed, shutdown
-from ..evaluation import DEFAULT_ATTACKS, EvalConfig, evaluate_model, markdown_table, write_report
+from ..evaluation import DEFAULT_ATTACKS, TIERS, EvalConfig, evaluate_model, markdown_table, write_report
 from ..models import SHIPPED, load_named_models
 from .config import parse_with_config
 
@@ -24,9 +24,15 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
                    help="models as [LABEL=]SPEC: a shipped name, a model.pt from `fastsegadv train`, or "
                         "package.module:factory (with --weights)")
     p.add_argument("--weights", default=None, help="state-dict file for a factory model")
-    p.add_argument("--attacks", nargs="+", default=list(DEFAULT_ATTACKS),
-                   help=f"name@steps[,...], options as name:key=value@steps; names: {', '.join(sorted(ATTACKS))}")
-    p.add_argument("--eps", type=float, default=8.0, help="ℓ∞ budget on the 0-255 scale")
+    p.add_argument("--tier", choices=list(TIERS), default=None,
+                   help="a preset of attacks and budgets: quick = PGD, SegPGD, CosPGD, APGD at 20 iterations "
+                        "(SemSegBench's protocol, optimistic); reliable = SEA (sea@300); both at eps 4 and 8")
+    p.add_argument("--attacks", nargs="+", default=None,
+                   help=f"name@steps[,...], options as name:key=value@steps; presets sea@N; names: "
+                        f"{', '.join(sorted(ATTACKS))} (default: the tier's, else {' '.join(DEFAULT_ATTACKS)})")
+    p.add_argument("--eps", type=float, nargs="+", default=None,
+                   help="ℓ∞ budget(s) on the 0-255 scale (default: the tier's, else 8); several write one report "
+                        "folder each, OUTPUT/eps_<value>")
     p.add_argument("--alpha", type=float, default=None,
                    help="step size for every attack, [0, 1] scale (default: each attack's paper setting)")
     p.add_argument("--batch-size", type=int, default=16, help="images per attack batch")
@@ -48,23 +54,30 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
 def run(args: argparse.Namespace):
     if args.output is None:
         raise ValueError("--output is required (the report directory)")
-    cfg = EvalConfig(attacks=args.attacks, eps=args.eps / 255, alpha=args.alpha, batch_size=args.batch_size,
-                     seed=args.seed, curves=not args.no_curves, progress=not args.no_progress)
+    tier_attacks, tier_eps = TIERS[args.tier] if getattr(args, "tier", None) else (DEFAULT_ATTACKS, (8.0,))
+    attacks = args.attacks if args.attacks is not None else list(tier_attacks)
+    eps_values = tier_eps if args.eps is None else (args.eps if isinstance(args.eps, (list, tuple)) else [args.eps])
+    configs = [EvalConfig(attacks=attacks, eps=e / 255, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
+                          curves=not args.no_curves, progress=not args.no_progress) for e in eps_values]
     dataset = open_dataset(args.dataset, root=args.data_root, split=args.split, num_images=args.num_images,
                            size=args.image_size, crop_size=args.crop_size, seed=args.seed)
-    cfg.ignore_index = dataset.ignore_index
     models = load_named_models(args.models, num_classes=dataset.num_classes, weights=args.weights)
     ctx = init_distributed()
     if ctx.is_main:
         dataset.verify()
-    results = [evaluate_model(m, dataset, cfg, num_classes=dataset.num_classes, name=label, ctx=ctx)
-               for label, m in models.items()]
-    if ctx.is_main:
-        write_report(results, args.output, title=args.title,
-                     extra={"dataset": getattr(dataset, "name", args.dataset), "models": args.models,
-                            "world_size": ctx.world_size})
-        print(markdown_table([r.row() for r in results]))
-        print(f"wrote {args.output}/robustness.md, .csv, .json, details.csv, per_image.csv, curves_*.png")
+    results = []
+    for e, cfg in zip(eps_values, configs):
+        cfg.ignore_index = dataset.ignore_index
+        out = args.output if len(configs) == 1 else Path(args.output) / f"eps_{e:g}"
+        results = [evaluate_model(m, dataset, cfg, num_classes=dataset.num_classes, name=label, ctx=ctx)
+                   for label, m in models.items()]
+        if ctx.is_main:
+            write_report(results, out, title=f"{args.title} (eps = {e:g}/255)" if len(configs) > 1 else args.title,
+                         extra={"dataset": getattr(dataset, "name", args.dataset), "models": args.models,
+                                "world_size": ctx.world_size, "tier": getattr(args, "tier", None)})
+            print(f"eps = {e:g}/255")
+            print(markdown_table([r.row() for r in results]))
+            print(f"wrote {out}/robustness.md, .csv, .json, details.csv, per_image.csv, curves_*.png")
     shutdown(ctx)
     return results
 

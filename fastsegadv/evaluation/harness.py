@@ -31,6 +31,13 @@ from ..metrics import ConfusionMatrix, per_image_confusion
 from ..outputs import class_prediction, logits_at
 
 DEFAULT_ATTACKS = ("pgd@10", "pgd@20", "segpgd@10", "segpgd@20", "rp_pgd@10", "rp_pgd@20")
+# evaluation tiers: (attacks, eps values on the 0-255 scale)
+TIERS = {
+    # as SemSegBench runs it: 20 iterations of PGD, SegPGD, CosPGD and APGD (cheap, optimistic)
+    "quick": (("pgd@20", "segpgd@20", "cospgd@20", "apgd@20"), (4.0, 8.0)),
+    # faithful SEA, 300 iterations of each of its three losses (Croce, Singh, Hein, ECCV 2024)
+    "reliable": (("sea@300",), (4.0, 8.0)),
+}
 
 
 @dataclass
