@@ -14,7 +14,8 @@ stage of n iterations at radius r (per image, all of it):
   best value has not improved since (:func:`halve_step_size`); a halved image restarts from its best
   tracked point and that point's gradient;
 - update with momentum 0.75: ``z = P(x_k + η sign ∇ℓ(x_k))``, ``x_{k+1} = P(x_k + 0.75 (z − x_k) + 0.25
-  (x_k − x_{k−1}))`` (the first step without momentum), P the projection on the ball ∩ [0, 1];
+  (x_k − x_{k−1}))`` (the first step without momentum), P the projection on the ball ∩ [0, 1]; a restart
+  at the best point leaves x_{k−1} as it was (as the released code);
 - an image whose valid pixels are all misclassified stops (its later passes are not spent);
 - returned: the iterate with the lowest pixel accuracy (correct / valid pixels; ties: the later iterate).
 
@@ -23,9 +24,16 @@ evaluation harness's ``sea@N`` runs them as three attacks, so that it also repor
 dataset-mIoU worst case over them.
 
 Deliberate differences from the released code: pixel accuracy counts only valid pixels at every iterate
-(the released code counts ignored pixels as wrong at the starting point only); the early stop is per
-image (the released code stops a stage when every image of the batch is fooled); the first checkpoint's
-window compares the first iterate with the starting point (the released code with 0). mask-ce-bal's class
+(the released code counts ignored pixels as wrong at the starting point only, so an image with ignored
+pixels leaves its starting point only once that many more valid pixels are fooled, and never stops early);
+the early stop is per image and returns the first fully fooled iterate (the released code stops a stage
+when every image of the batch is fooled, and returns the last fully fooled iterate); the first
+checkpoint's window compares the first iterate with the starting point (the released code with 0, which
+changes the step size of some images); each loss draws its own random start from the seed (salted by the
+loss); the JS is the closed form in p_y, finite where the released ``kl_div`` form gives NaN (a softmax
+probability underflowing to 0). With those aligned, the released loop and this one give bit-identical
+iterates in float64 (checked by an independent review; tests/attacks/test_sea.py transcribes the
+loop). mask-ce-bal's class
 weights: the released code uses fixed per-dataset arrays for VOC and ADE20K (normalised inverse class
 frequencies whose computation is not published); this module does not ship them — pass them as
 ``class_weights`` — and otherwise uses the per-image rule of :func:`balanced_class_weights`.
@@ -85,10 +93,10 @@ def balanced_class_weights(labels: torch.Tensor, num_classes: int, ignore_index:
     balance the classes of a dataset."""
     valid = labels != ignore_index
     safe = torch.where(valid, labels, torch.zeros_like(labels)).flatten(1)  # [B, HW]
-    counts = torch.zeros(labels.shape[0], num_classes, device=labels.device)
-    counts.scatter_add_(1, safe, valid.flatten(1).float())
+    counts = torch.zeros(labels.shape[0], num_classes, device=labels.device, dtype=torch.float64)
+    counts.scatter_add_(1, safe, valid.flatten(1).double())
     inv = torch.where(counts > 0, 1.0 / counts.clamp_min(1), torch.zeros_like(counts))
-    return inv / inv.sum(1, keepdim=True).clamp_min(1e-12)
+    return (inv / inv.sum(1, keepdim=True).clamp_min(1e-12)).float()
 
 
 def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, ignore_index: int = 255,
@@ -104,7 +112,8 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     valid = labels != ignore_index
-    ce = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none", validate=False).float()
+    ce = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none", validate=False)
+    ce = ce.float() if ce.dtype in (torch.float16, torch.bfloat16) else ce  # fp32 at least, fp64 kept
     if loss == "ce_avg":
         pix = ce
     elif loss == "js_avg":
@@ -117,10 +126,19 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
             w = class_weights
             if w is None:
                 w = balanced_class_weights(labels, logits.shape[1], ignore_index)
-            w = w.to(pix.device, torch.float32)
+            w = w.to(pix.device, pix.dtype)
             safe = torch.where(valid, labels, torch.zeros_like(labels))
             pix = pix * (w[safe] if w.dim() == 1 else w.gather(1, safe.flatten(1)).view_as(pix))
     return per_image_mean(pix, valid), per_image_mean(ce.detach(), valid)
+
+
+def salted_seed(seed, salt: int):
+    """``seed`` (None, an int or one per image) moved by ``salt``: a different random start per loss."""
+    if seed is None or salt == 0:
+        return seed
+    if isinstance(seed, int):
+        return seed * 1_000_003 + salt
+    return [int(s) * 1_000_003 + salt for s in (seed.tolist() if isinstance(seed, torch.Tensor) else seed)]
 
 
 def pixel_accuracy(prediction: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
@@ -160,7 +178,7 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
     has_valid = (labels != ignore_index).flatten(1).any(1)
     x_best, g_best, loss_best = x_cur.clone(), grad.clone(), track.clone()
     x_prev, prev_track = x_cur.clone(), track.clone()
-    eta = torch.full((b,), 2.0 * radius, device=x.device)
+    eta = torch.full((b,), 2.0 * radius, device=x.device, dtype=x.dtype)
     checks = sea_checkpoints(steps)
     increases = torch.zeros(b, device=x.device)
     reduced_last_check = torch.ones(b, dtype=torch.bool, device=x.device)
@@ -219,10 +237,14 @@ def sea_apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, ep
     x = images.detach()
     b = x.shape[0]
     passes = passes if passes is not None else torch.zeros(b, dtype=torch.long, device=x.device)
+    if class_weights is not None:
+        class_weights = torch.as_tensor(class_weights, dtype=torch.float32).to(x.device)
     with frozen_for_attack(model, eval_mode=eval_mode):
         with torch.no_grad():
             check_label_range(labels, logits_at(net(x[:1]), labels.shape[-2:]).shape[1], ignore_index)
-        start = uniform(x.shape, per_image_generators(seed, b, x.device), x.device, x.dtype) * 2 - 1
+        # each loss its own random start (as the released code, which draws every run's start afresh)
+        generators = per_image_generators(salted_seed(seed, LOSSES.index(loss)), b, x.device)
+        start = uniform(x.shape, generators, x.device, x.dtype) * 2 - 1
         x_init = (x + start * RADIUS_STAGES[0][0] * eps).clamp(0.0, 1.0)
         for stage, ((mult, _), n) in enumerate(zip(RADIUS_STAGES, stage_iterations(steps))):
             r = mult * eps

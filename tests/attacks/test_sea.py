@@ -198,3 +198,98 @@ def test_options_are_checked(tiny_model, batch):
     with pytest.raises(ValueError, match="eps"):
         A.sea_apgd(tiny_model, x, y, eps=8, steps=6)
     assert math.isclose(sea_module.RHO, 0.75) and math.isclose(sea_module.MOMENTUM, 0.75)
+
+
+def _released_loop(net, x, y, eps, steps, loss, first_start):
+    """SEA's APGD with radius reduction for ONE image (batch of 1), transcribed from the published
+    pseudo-code of the released code (apgd_largereps / apgd_train) with this module's documented choices
+    (accuracy over valid pixels, first window against the starting point, stop once fully fooled)."""
+    valid = y != 255
+    ys = torch.where(valid, y, 0)
+    counts = torch.stack([((ys == c) & valid).sum() for c in range(5)]).double()
+    inv = torch.where(counts > 0, 1 / counts.clamp_min(1), torch.zeros_like(counts))
+    weights = inv / inv.sum()
+
+    def losses(v, need_grad=True):
+        v = v.detach().requires_grad_(need_grad)
+        z = net(v)
+        ce = F.cross_entropy(z, y, ignore_index=255, reduction="none")
+        correct = (z.argmax(1) == y) & valid
+        if loss == "mask_ce_avg":
+            pix = ce * correct
+        elif loss == "mask_ce_bal":
+            pix = ce * correct * weights[ys]
+        else:  # JS(p || onehot) as a function of p_y (its value against the KL form: test above)
+            p_y = F.softmax(z, 1).gather(1, ys.unsqueeze(1)).squeeze(1)
+            pix = math.log(2) + 0.5 * (p_y * torch.log(p_y) - (1 + p_y) * torch.log1p(p_y))
+        n = valid.sum()
+        follow = (pix * valid).sum() / n
+        g = torch.autograd.grad(follow, v)[0] if need_grad else None
+        acc = float((correct.sum() / n).detach())
+        return float(((ce * valid).sum() / n).detach()), g, acc
+
+    x_init = first_start
+    n_first = int(0.3 * steps)
+    for mult, n in ((2.0, n_first), (1.5, n_first), (1.0, steps - 2 * n_first)):
+        r = mult * eps
+
+        def proj(v):
+            return torch.min(torch.max(v, x - r), x + r).clamp(0, 1)
+
+        x_adv = (x + (x_init - x).clamp(-r, r)).clamp(0, 1)
+        eta = 2 * r
+        k, k_min, decr = max(int(0.22 * n), 1), max(int(0.06 * n), 1), max(int(0.03 * n), 1)
+        track, g, acc = losses(x_adv)
+        x_best, g_best, loss_best = x_adv, g, track
+        x_best_adv, acc_best = x_adv, acc
+        x_old, prev, counter, inc = x_adv, track, 0, 0
+        reduced_last, loss_best_last = True, loss_best
+        for i in range(n):
+            if acc_best == 0:
+                break
+            a = 1.0 if i == 0 else 0.75
+            z = proj(x_adv + eta * g.sign())
+            x_new = proj(x_adv + a * (z - x_adv) + (1 - a) * (x_adv - x_old))
+            x_old, x_adv = x_adv, x_new
+            track, g_new, acc = losses(x_adv, need_grad=i < n - 1)
+            if acc <= acc_best:
+                x_best_adv, acc_best = x_adv, acc
+            inc += track > prev
+            prev = track
+            if track > loss_best:
+                loss_best, x_best, g_best = track, x_adv, g_new
+            g = g_new
+            counter += 1
+            if counter == k:
+                halve = inc <= 0.75 * k or (not reduced_last and loss_best <= loss_best_last)
+                if halve:
+                    eta, x_adv, g = eta / 2, x_best, g_best
+                reduced_last, loss_best_last, counter, inc = halve, loss_best, 0, 0
+                k = max(k - decr, k_min)
+        x_init = x_best_adv
+    return x_init
+
+
+@pytest.mark.parametrize("loss", sea_module.SEA_LOSSES)
+def test_iterates_match_the_released_loop_in_float64(loss, monkeypatch):
+    """End to end in float64 (no rounding ties): a batch of 3 through :func:`sea_apgd` equals the transcribed
+    released loop run on each image alone."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 5, 3, padding=1)).double().eval()
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(3, 3, 10, 12, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        pred = net(x).argmax(1)
+    y = torch.where(torch.rand(3, 10, 12, generator=g) < 0.7, pred, torch.randint(0, 5, (3, 10, 12), generator=g))
+    starts = []
+    real = sea_module.apgd_stage
+
+    def spy(net_, x_, labels, x_init, **kw):
+        starts.append(x_init.clone())
+        return real(net_, x_, labels, x_init, **kw)
+
+    monkeypatch.setattr(sea_module, "apgd_stage", spy)
+    ours = A.sea_apgd(net, x, y, eps=EPS, steps=20, loss=loss, seed=[1, 2, 3])
+    for i in range(3):
+        want = _released_loop(net, x[i:i + 1], y[i:i + 1], EPS, 20, loss, starts[0][i:i + 1])
+        assert torch.equal(ours[i:i + 1], want), f"image {i}"
