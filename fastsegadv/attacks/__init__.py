@@ -14,6 +14,7 @@ from .driver import run_attack
 from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_iterations, ifgsm_ll, least_likely_labels
 from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
 from .objectives import DagMargin, Objective, RegionPrototype, WeightedCE
+from .padam import padam
 from .perturbation import perturbation_norms
 from .pgd import bim_l2, pgd
 from .registry import ATTACKS, REGISTRY, AttackSpec, get_attack
@@ -42,6 +43,7 @@ __all__ = [
     "cw_l2",
     "deepfool",
     "apgd",
+    "padam",
     "sea",
     "sea_apgd",
     "ATTACKS",

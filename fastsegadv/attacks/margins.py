@@ -26,16 +26,28 @@ def per_image_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)
 
 
+APGD_LOSSES = ("ce", "masked_ce", "js", "mask_norm_corrlog")
+
+
 def pixel_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str, ignore_index: int) -> torch.Tensor:
     """``[B, H, W]`` per-pixel loss of APGD/SEA (Croce et al. 2023): ``ce``; ``masked_ce`` = CE on the
     pixels still correctly classified (mask detached); ``js`` = Jensen-Shannon divergence between
-    p = softmax(z) and the one-hot label. 0 on ignored pixels.
+    p = softmax(z) and the one-hot label; ``mask_norm_corrlog`` = −z_y / ‖z‖₂ on the pixels still
+    correctly classified (the masked normalised-logit loss of Halmosi et al., ECCV 2024 workshops, whose
+    APGD steers the step size by this loss itself). 0 on ignored pixels.
 
     JS depends on p_y alone: with m = (p + e_y)/2, m_k = p_k/2 for k != y, so
     ``JS = KL(p||m)/2 + KL(e_y||m)/2 = log 2 + (p_y log p_y - (1 + p_y) log(1 + p_y))/2`` with
     ``p_y = exp(-CE)``: computed from the fused per-pixel CE, no [B, C, H, W] intermediates."""
-    if kind not in ("ce", "masked_ce", "js"):
-        raise ValueError(f"loss must be 'ce', 'masked_ce' or 'js', got {kind!r}")
+    if kind not in APGD_LOSSES:
+        raise ValueError(f"loss must be one of {APGD_LOSSES}, got {kind!r}")
+    if kind == "mask_norm_corrlog":
+        valid = labels != ignore_index
+        safe = torch.where(valid, labels, torch.zeros_like(labels)).unsqueeze(1)
+        z = logits.float()
+        corr = z.gather(1, safe).squeeze(1) / z.norm(dim=1).clamp_min(1e-12)
+        correct = (class_prediction(logits.detach()) == labels) & valid
+        return -corr * correct
     ce = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none", validate=False).float()
     if kind == "ce":
         return ce

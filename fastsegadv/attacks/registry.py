@@ -17,6 +17,7 @@ from .cw import cw_l2
 from .dag import dag
 from .deepfool import deepfool
 from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_ll
+from .padam import padam
 from .pgd import bim_l2, pgd
 from .rppgd import rp_pgd
 from .sea import sea, sea_apgd
@@ -55,6 +56,7 @@ REGISTRY: dict[str, AttackInfo] = {
     "cw_l2": AttackInfo(cw_l2, "CW", own_budget=True),
     "deepfool": AttackInfo(deepfool, "DeepFool", own_budget=True),
     "apgd": AttackInfo(apgd, "APGD"),
+    "padam": AttackInfo(padam, "PAdam"),  # projected Adam (AMSGrad) on δ, loss="ce" or "cos"
     "sea_apgd": AttackInfo(sea_apgd, "SEA-APGD"),  # one loss of SEA, with radius reduction
     "sea": AttackInfo(sea, "SEA"),  # all three losses, per-image worst case (the harness expands sea@N)
 }

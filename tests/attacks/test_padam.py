@@ -1,0 +1,116 @@
+"""PAdam (Halmosi et al. 2024, ``rse``) against projected AMSGrad-Adam written out here by hand, its cosine
+loss against ``F.cosine_similarity`` with the one-hot label, and APGD's masked normalised-logit loss
+against its definition; both lower the accuracy of the shipped model within the budget."""
+import functools
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from fastsegadv import attacks as A
+from fastsegadv.attacks.best_iterate import BestIterate
+from fastsegadv.attacks.margins import pixel_loss
+from fastsegadv.attacks.padam import cosine_to_label
+from fastsegadv.data import make_digit_scenes
+from fastsegadv.models import load_pretrained
+
+EPS = 8 / 255
+
+
+def test_cosine_loss_is_one_minus_the_cosine_to_the_one_hot_label():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 5, 4, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (2, 4, 6), generator=g)
+    y[0, 0] = 255
+    valid = y != 255
+    onehot = F.one_hot(torch.where(valid, y, 0), 5).permute(0, 3, 1, 2).to(z.dtype)
+    want = torch.where(valid, 1 - F.cosine_similarity(z, onehot, dim=1), torch.zeros(()).double())
+    torch.testing.assert_close(cosine_to_label(z, y, 255), want)
+
+
+def test_mask_norm_corrlog_is_the_negative_normalised_true_logit_on_correct_pixels():
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(2, 5, 4, 6, generator=g)
+    y = torch.where(torch.rand(2, 4, 6, generator=g) < 0.5, z.argmax(1), torch.randint(0, 5, (2, 4, 6), generator=g))
+    y[1, :, 0] = 255
+    valid = y != 255
+    z_y = z.gather(1, torch.where(valid, y, 0).unsqueeze(1)).squeeze(1)
+    want = -(z_y / z.norm(dim=1)) * ((z.argmax(1) == y) & valid)
+    torch.testing.assert_close(pixel_loss(z, y, "mask_norm_corrlog", 255), want)
+
+
+def _hand_written_padam(net, x, y, delta0, eps, lr, steps, loss):
+    """Projected AMSGrad ascent on δ: m, v, v̂ = max(v̂, v), bias corrections, then clip to [−ε, ε] and to
+    x + δ ∈ [0, 1]; returns every iterate x + δ (the start first)."""
+    b1, b2, tiny = 0.9, 0.999, 1e-8
+    valid = y != 255
+    delta = delta0.clone()
+    m = torch.zeros_like(delta)
+    v = torch.zeros_like(delta)
+    vmax = torch.zeros_like(delta)
+    out = [x + delta]
+    for t in range(1, steps + 1):
+        d = delta.clone().requires_grad_(True)
+        z = net(x + d)
+        if loss == "ce":
+            pix = F.cross_entropy(z, y, ignore_index=255, reduction="none")
+        else:
+            pix = cosine_to_label(z, y, 255)
+        per_img = (pix * valid).flatten(1).sum(1) / valid.flatten(1).sum(1)
+        (grad,) = torch.autograd.grad(per_img.sum(), d)
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad * grad
+        vmax = torch.maximum(vmax, v)
+        step = lr / (1 - b1**t) * m / (vmax.sqrt() / (1 - b2**t) ** 0.5 + tiny)
+        delta = (delta + step).clamp(-eps, eps)
+        delta = (x + delta).clamp(0, 1) - x
+        out.append(x + delta)
+    return out
+
+
+@pytest.mark.parametrize("loss", ["ce", "cos"])
+def test_iterates_are_projected_amsgrad_ascent(loss, monkeypatch):
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.Tanh(), nn.Conv2d(6, 5, 3, padding=1)).double().eval()
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 8, 10, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (2, 8, 10), generator=g)
+    y[:, 0] = 255
+    seen = []
+    real = BestIterate.update
+
+    def spy(self, x_cur, *args, **kwargs):
+        seen.append(x_cur.clone())
+        return real(self, x_cur, *args, **kwargs)
+
+    monkeypatch.setattr(BestIterate, "update", spy)
+    A.padam(net, x, y, eps=EPS, steps=6, loss=loss, seed=[4, 5])
+    want = _hand_written_padam(net, x, y, seen[0] - x, EPS, 2 / 255, 6, loss)
+    assert len(seen) == len(want) == 7
+    for got, ref in zip(seen, want):
+        torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("attack", [functools.partial(A.padam, loss="ce"), functools.partial(A.padam, loss="cos"),
+                                    functools.partial(A.apgd, loss="mask_norm_corrlog")],
+                         ids=["padam_ce", "padam_cos", "apgd_norm_corrlog"])
+def test_lowers_accuracy_within_the_budget(attack):
+    model = load_pretrained("standard")
+    x, y = make_digit_scenes("test", num_images=4, seed=0)
+    adv = attack(model, x, y, eps=EPS, steps=10, seed=0)
+    assert (adv - x).abs().max() <= EPS + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    valid = y != 255
+    with torch.no_grad():
+        clean = ((model(x).argmax(1) == y) & valid).sum() / valid.sum()
+        attacked = ((model(adv).argmax(1) == y) & valid).sum() / valid.sum()
+    assert attacked < 0.6 * clean, (float(clean), float(attacked))
+
+
+def test_options_are_checked():
+    model = load_pretrained("standard")
+    x, y = make_digit_scenes("test", num_images=1, seed=0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        A.padam(model, x, y, eps=EPS, steps=2, loss="js")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        A.apgd(model, x, y, eps=EPS, steps=2, loss="norm_corrlog")
