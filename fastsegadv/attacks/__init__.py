@@ -19,7 +19,7 @@ from .perturbation import perturbation_norms
 from .pgd import bim_l2, pgd
 from .registry import ATTACKS, REGISTRY, AttackSpec, get_attack
 from .rppgd import rp_pgd
-from .sea import sea, sea_apgd
+from .sea import sea, sea_apgd, tsallis_pgd
 from .segpgd import segfgsm, segpgd
 from .trace import AttackTrace
 from .uncertainty import pixel_subset_ifgsm, random_pixel_mask, uncertainty_fgsm, uncertainty_ifgsm, uncertainty_pgd
@@ -46,6 +46,7 @@ __all__ = [
     "padam",
     "sea",
     "sea_apgd",
+    "tsallis_pgd",
     "ATTACKS",
     "REGISTRY",
     "BestIterate",

@@ -20,7 +20,7 @@ from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_ll
 from .padam import padam
 from .pgd import bim_l2, pgd
 from .rppgd import rp_pgd
-from .sea import sea, sea_apgd
+from .sea import sea, sea_apgd, tsallis_pgd
 from .segpgd import segfgsm, segpgd
 from .uncertainty import pixel_subset_ifgsm, uncertainty_fgsm, uncertainty_ifgsm, uncertainty_pgd
 
@@ -59,6 +59,7 @@ REGISTRY: dict[str, AttackInfo] = {
     "padam": AttackInfo(padam, "PAdam"),  # projected Adam (AMSGrad) on δ, loss="ce" or "cos"
     "sea_apgd": AttackInfo(sea_apgd, "SEA-APGD"),  # one loss of SEA, with radius reduction
     "sea": AttackInfo(sea, "SEA"),  # all three losses, per-image worst case (the harness expands sea@N)
+    "tsallis_pgd": AttackInfo(tsallis_pgd, "TsallisPGD"),  # Tsallis-CE gradient, q from -2 to 1 per stage
 }
 # views of the one table
 ATTACKS = {name: info.fn for name, info in REGISTRY.items()}

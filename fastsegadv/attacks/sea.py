@@ -41,6 +41,7 @@ frequencies whose computation is not published); this module does not ship them 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -53,7 +54,7 @@ from .perturbation import per_image_generators, uniform
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 SEA_LOSSES = ("mask_ce_bal", "mask_ce_avg", "js_avg")
-LOSSES = SEA_LOSSES + ("ce_avg",)
+LOSSES = SEA_LOSSES + ("ce_avg", "tsallis")
 # (radius as a multiple of eps, share of the iterations)
 RADIUS_STAGES = ((2.0, 0.3), (1.5, 0.3), (1.0, 0.4))
 RHO = 0.75
@@ -100,7 +101,8 @@ def balanced_class_weights(labels: torch.Tensor, num_classes: int, ignore_index:
 
 
 def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, ignore_index: int = 255,
-                     class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     class_weights: torch.Tensor | None = None, q: float | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(followed [B], tracked [B])``: per-image means over the valid pixels of the followed loss (with its
     graph) and of the CE that steers the step size (detached), from one fused per-pixel CE.
 
@@ -108,7 +110,11 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
     - ``mask_ce_bal``: the same, each pixel weighted by its class's weight (``class_weights`` ``[K]`` or
       ``[B, K]``; default :func:`balanced_class_weights`);
     - ``js_avg``: Jensen-Shannon divergence between softmax(z) and the one-hot label, which depends on
-      p_y alone: ``log 2 + (p_y log p_y − (1 + p_y) log(1 + p_y)) / 2``."""
+      p_y alone: ``log 2 + (p_y log p_y − (1 + p_y) log(1 + p_y)) / 2``;
+    - ``tsallis``: TsallisPGD's Tsallis cross-entropy (1 − p_y^(1−q)) / (1 − q) (Matyasko et al., IJCNN
+      2026), whose gradient is the CE gradient weighted per pixel by p_y^(1−q): followed here as CE times
+      that detached weight, so the gradient (not the value) is the Tsallis one and runs through the fused
+      CE op with a per-pixel upstream gradient."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     valid = labels != ignore_index
@@ -116,6 +122,10 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
     ce = ce.float() if ce.dtype in (torch.float16, torch.bfloat16) else ce  # fp32 at least, fp64 kept
     if loss == "ce_avg":
         pix = ce
+    elif loss == "tsallis":
+        if q is None:
+            raise ValueError("the tsallis loss needs q")
+        pix = ce * torch.exp(-(1.0 - q) * ce.detach())  # p_y^(1-q) = exp(-(1-q) CE)
     elif loss == "js_avg":
         p_y = torch.exp(-ce)
         pix = math.log(2.0) + 0.5 * (-p_y * ce - (1.0 + p_y) * torch.log1p(p_y))
@@ -149,30 +159,40 @@ def pixel_accuracy(prediction: torch.Tensor, labels: torch.Tensor, ignore_index:
     return torch.where(n > 0, acc, torch.ones_like(acc))
 
 
+class StageResult(NamedTuple):
+    lowest_accuracy: torch.Tensor  # [B, 3, H, W] the iterate with the lowest pixel accuracy (ties: later)
+    accuracy: torch.Tensor  # [B] its pixel accuracy
+    highest_loss: torch.Tensor  # [B, 3, H, W] the iterate with the highest tracked CE
+
+
 def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor, *, radius: float, steps: int,
                loss: str, ignore_index: int, class_weights, passes: torch.Tensor, trace=None,
-               stage: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+               stage: int = 0, q_schedule: tuple[float, float] | None = None) -> StageResult:
     """One APGD run of ``steps`` iterations in the ℓ∞ ball of ``radius`` around ``x`` from ``x_init`` (already
-    in the ball). Returns ``(lowest-accuracy iterate [B, 3, H, W], its pixel accuracy [B])``; ``passes
-    [B]`` counts each image's forward+backward passes; ``trace`` records each iteration (``stage`` as its
-    restart index)."""
+    in the ball). ``passes [B]`` counts each image's forward+backward passes; ``trace`` records each
+    iteration (``stage`` as its restart index); ``q_schedule`` ``(q_start, q_end)``: the Tsallis q of the
+    evaluation at step s (0 the start, i + 1 after iteration i) is linear in s / steps."""
     b, view = x.shape[0], (-1, 1, 1, 1)
     lo, hi = (x - radius).clamp_min(0.0), (x + radius).clamp_max(1.0)
 
-    def evaluate(v, idx, need_grad=True):
+    def evaluate(v, idx, step, need_grad=True):
         """Followed and tracked loss, gradient and prediction of the images ``idx`` at ``v`` [len(idx), ...]."""
         v = v.detach().requires_grad_(need_grad)
         w = class_weights[idx] if class_weights is not None and class_weights.dim() == 2 else class_weights
+        q = None
+        if q_schedule is not None:
+            q = q_schedule[0] + (q_schedule[1] - q_schedule[0]) * min(step / max(steps, 1), 1.0)
         with torch.enable_grad():
             logits = logits_at(net(v), labels.shape[-2:])
-            follow, track = sea_pixel_losses(logits, labels[idx], loss, ignore_index=ignore_index, class_weights=w)
+            follow, track = sea_pixel_losses(logits, labels[idx], loss, ignore_index=ignore_index, class_weights=w,
+                                             q=q)
             g = torch.autograd.grad(follow.sum(), v)[0] if need_grad else None
         passes[idx] += 1
         return track, g, class_prediction(logits.detach())
 
     everyone = torch.arange(b, device=x.device)
     x_cur = x_init.detach().clone()
-    track, grad, pred = evaluate(x_cur, everyone)
+    track, grad, pred = evaluate(x_cur, everyone, 0)
     best = BestIterate(x_cur, ties="replace")  # lowest accuracy = highest MisRatio; ties: the later iterate
     best.update(x_cur, pred, labels, ignore_index)
     has_valid = (labels != ignore_index).flatten(1).any(1)
@@ -192,7 +212,7 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
         z = torch.min(torch.max(xc + eta[active].view(view) * gc.sign(), lo[active]), hi[active])
         x_next = torch.min(torch.max(xc + a * (z - xc) + (1 - a) * (xc - xp), lo[active]), hi[active])
         last = i == steps - 1
-        t_next, g_next, p_next = evaluate(x_next, active, need_grad=not last)
+        t_next, g_next, p_next = evaluate(x_next, active, i + 1, need_grad=not last)
         x_prev[active], x_cur[active] = xc, x_next
         if g_next is not None:
             grad[active] = g_next
@@ -214,25 +234,24 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
             grad = torch.where(halve.view(view), g_best, grad)
             reduced_last_check, best_at_last_check, last_check = halve, loss_best.clone(), i
             increases.zero_()
-    return best.x, 1.0 - best.score
+    return StageResult(best.x, 1.0 - best.score, x_best)
 
 
-def sea_apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,
-             steps: int = 300, loss: str = "mask_ce_bal", class_weights: torch.Tensor | None = None,
-             seed=None, ignore_index: int = 255, normalization: tuple | None = None, eval_mode: bool = True,
-             trace=None, trace_restart: int = 0, passes: torch.Tensor | None = None, **unused) -> torch.Tensor:
-    """One loss of SEA: APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``).
-    Returns adversarial images ``[B, 3, H, W]`` within the ℓ∞ ball of radius ``eps`` (the lowest pixel
-    accuracy of the last stage). ``passes`` (a ``[B]`` int tensor) accumulates each image's
-    forward+backward passes; ``trace`` records every iteration, the radius stages as restarts
-    ``trace_restart``, ``+1``, ``+2``. ``alpha`` is not used: APGD sets its own step size."""
-    unused.pop("alpha", None)
-    reject_unknown_options(unused, "sea_apgd")
+def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float, steps: int,
+                          loss: str, handover: str = "accuracy", q_schedule: tuple[float, float] | None = None,
+                          class_weights: torch.Tensor | None = None, seed=None, ignore_index: int = 255,
+                          normalization: tuple | None = None, eval_mode: bool = True, trace=None,
+                          trace_restart: int = 0, passes: torch.Tensor | None = None) -> torch.Tensor:
+    """APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``), the loop of SEA and
+    of TsallisPGD. A stage hands its lowest-accuracy point (``handover="accuracy"``, SEA) or its
+    highest-CE point (``"loss"``, TsallisPGD) to the next; the last stage returns its lowest-accuracy point."""
     check_attack_inputs(model, images, labels, eps=eps, alpha=0.0, steps=steps)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if handover not in ("accuracy", "loss"):
+        raise ValueError(f"handover must be 'accuracy' or 'loss', got {handover!r}")
     if steps < len(RADIUS_STAGES):
-        raise ValueError(f"sea_apgd needs at least {len(RADIUS_STAGES)} steps (one per radius stage), got {steps}")
+        raise ValueError(f"{loss} APGD needs at least {len(RADIUS_STAGES)} steps (one per radius stage), got {steps}")
     net = NormalizedModel(model, *normalization) if normalization is not None else model
     x = images.detach()
     b = x.shape[0]
@@ -246,13 +265,49 @@ def sea_apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, ep
         generators = per_image_generators(salted_seed(seed, LOSSES.index(loss)), b, x.device)
         start = uniform(x.shape, generators, x.device, x.dtype) * 2 - 1
         x_init = (x + start * RADIUS_STAGES[0][0] * eps).clamp(0.0, 1.0)
-        for stage, ((mult, _), n) in enumerate(zip(RADIUS_STAGES, stage_iterations(steps))):
+        stages = list(zip(RADIUS_STAGES, stage_iterations(steps)))
+        for stage, ((mult, _), n) in enumerate(stages):
             r = mult * eps
             x_init = (x + (x_init - x).clamp(-r, r)).clamp(0.0, 1.0)  # warm start, projected into this ball
-            x_init, _ = apgd_stage(net, x, labels, x_init, radius=r, steps=n, loss=loss, ignore_index=ignore_index,
-                                   class_weights=class_weights, passes=passes, trace=trace,
-                                   stage=trace_restart + stage)
+            result = apgd_stage(net, x, labels, x_init, radius=r, steps=n, loss=loss, ignore_index=ignore_index,
+                                class_weights=class_weights, passes=passes, trace=trace,
+                                stage=trace_restart + stage, q_schedule=q_schedule)
+            last = stage == len(stages) - 1
+            x_init = result.lowest_accuracy if (last or handover == "accuracy") else result.highest_loss
     return x_init
+
+
+def sea_apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,
+             steps: int = 300, loss: str = "mask_ce_bal", class_weights: torch.Tensor | None = None,
+             seed=None, ignore_index: int = 255, normalization: tuple | None = None, eval_mode: bool = True,
+             trace=None, trace_restart: int = 0, passes: torch.Tensor | None = None, **unused) -> torch.Tensor:
+    """One loss of SEA: APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``).
+    Returns adversarial images ``[B, 3, H, W]`` within the ℓ∞ ball of radius ``eps`` (the lowest pixel
+    accuracy of the last stage). ``passes`` (a ``[B]`` int tensor) accumulates each image's
+    forward+backward passes; ``trace`` records every iteration, the radius stages as restarts
+    ``trace_restart``, ``+1``, ``+2``. ``alpha`` is not used: APGD sets its own step size."""
+    unused.pop("alpha", None)
+    reject_unknown_options(unused, "sea_apgd")
+    return apgd_radius_reduction(model, images, labels, eps=eps, steps=steps, loss=loss, handover="accuracy",
+                                 class_weights=class_weights, seed=seed, ignore_index=ignore_index,
+                                 normalization=normalization, eval_mode=eval_mode, trace=trace,
+                                 trace_restart=trace_restart, passes=passes)
+
+
+def tsallis_pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,
+                steps: int = 300, q_start: float = -2.0, q_end: float = 1.0, seed=None, ignore_index: int = 255,
+                normalization: tuple | None = None, eval_mode: bool = True, trace=None,
+                passes: torch.Tensor | None = None, **unused) -> torch.Tensor:
+    """TsallisPGD (Matyasko et al., IJCNN 2026; aam-at/tsallis_pgd): the APGD loop with radius reduction above,
+    following the Tsallis cross-entropy gradient p_y^(1−q) (p − e_y) with q linear from ``q_start`` to
+    ``q_end`` over each radius stage (restarting every stage), the step size steered by the CE, no pixel mask
+    and no class weights; stages 1 and 2 hand over their highest-CE point, the last returns its lowest pixel
+    accuracy. Returns adversarial images ``[B, 3, H, W]`` within the ℓ∞ ball of radius ``eps``."""
+    unused.pop("alpha", None)
+    reject_unknown_options(unused, "tsallis_pgd")
+    return apgd_radius_reduction(model, images, labels, eps=eps, steps=steps, loss="tsallis", handover="loss",
+                                 q_schedule=(q_start, q_end), seed=seed, ignore_index=ignore_index,
+                                 normalization=normalization, eval_mode=eval_mode, trace=trace, passes=passes)
 
 
 def sea(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255, steps: int = 300,

@@ -159,7 +159,8 @@ def test_every_attack_honours_trace_and_seed(tiny_model, batch):
     x, y = batch
     small = {"bim_l2": dict(eps=0.5, alpha=0.2, steps=2), "cw_l2": dict(steps=2), "deepfool": dict(steps=2),
              "pixel_subset_ifgsm": dict(eps=4 / 255, num_pixels=20, steps=2), "apgd": dict(eps=4 / 255, steps=2),
-             "sea_apgd": dict(eps=4 / 255, steps=3), "sea": dict(eps=4 / 255, steps=3)}
+             "sea_apgd": dict(eps=4 / 255, steps=3), "sea": dict(eps=4 / 255, steps=3),
+             "tsallis_pgd": dict(eps=4 / 255, steps=3)}
     for name, info in A.REGISTRY.items():
         kw = small.get(name, dict(eps=4 / 255) if info.single_step else dict(eps=4 / 255, steps=2))
         trace = AttackTrace(num_classes=5)

@@ -46,6 +46,7 @@ ALL = {
     "padam_cos": partial(A.padam, eps=EPS, steps=4, loss="cos"),
     "sea_apgd": partial(A.sea_apgd, eps=EPS, steps=6),  # mask-ce-bal: per-image class weights
     "sea": partial(A.sea, eps=EPS, steps=3),
+    "tsallis_pgd": partial(A.tsallis_pgd, eps=EPS, steps=6),
 }
 
 

@@ -125,7 +125,7 @@ def attack_kwargs(name: str) -> dict:
         return {"steps": 2, "max_norm": 1.0}
     if name == "apgd":  # sets its own step size
         return {"eps": EPS, "steps": 2}
-    if name in ("sea", "sea_apgd"):  # own step size; one iteration per radius stage at least
+    if name in ("sea", "sea_apgd", "tsallis_pgd"):  # own step size; one iteration per radius stage at least
         return {"eps": EPS, "steps": 3}
     if name == "pixel_subset_ifgsm":
         return {"eps": EPS, "alpha": 2 / 255, "steps": 2, "num_pixels": 100}

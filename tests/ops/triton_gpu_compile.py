@@ -173,8 +173,9 @@ def _cases():
         feats = torch.zeros(2, 32, 9, 11, dtype=dtype)
         lab = torch.zeros(2, 9, 11, dtype=torch.long)
         mask = torch.ones(2, 9, 11, dtype=torch.bool)
-        yield lambda: mcs.masked_class_sums(feats, lab, mask, 19)
-        yield lambda: mcs.masked_class_sums_backward(torch.zeros(2, 19, 32), feats, lab, mask)
+        for k in (19, 150):  # VOC-like and ADE20K's class counts
+            yield lambda k=k: mcs.masked_class_sums(feats, lab, mask, k)
+            yield lambda k=k: mcs.masked_class_sums_backward(torch.zeros(2, k, 32), feats, lab, mask)
 
 
 def resource_report(results: list[dict], summary: dict) -> str:
