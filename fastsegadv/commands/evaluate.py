@@ -26,7 +26,8 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="state-dict file for a factory model")
     p.add_argument("--tier", choices=list(TIERS), default=None,
                    help="a preset of attacks and budgets: quick = PGD, SegPGD, CosPGD, APGD at 20 iterations "
-                        "(SemSegBench's protocol, optimistic); reliable = SEA (sea@300); both at eps 4 and 8")
+                        "(SemSegBench's protocol, optimistic); reliable = SEA (sea@300) and ensemble@300; both "
+                        "at eps 4 and 8")
     p.add_argument("--attacks", nargs="+", default=None,
                    help=f"name@steps[,...], options as name:key=value@steps; presets sea@N; names: "
                         f"{', '.join(sorted(ATTACKS))} (default: the tier's, else {' '.join(DEFAULT_ATTACKS)})")

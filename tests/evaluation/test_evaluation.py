@@ -214,6 +214,16 @@ def test_greedy_choice_on_a_constructed_case():
     assert greedy_worst_miou(cms, torch.tensor([1, 0])).tolist() == [0, 1]
 
 
+def test_ensemble_preset_splits_its_passes():
+    cfg = EvalConfig(attacks=["ensemble@50", "ensemble"])
+    assert [str(a) for a in cfg.attacks] == [
+        "padam:loss='cos'@25", "sea_apgd:loss='mask_ce_bal'@25",
+        "padam:loss='cos'@75", "sea_apgd:loss='mask_ce_bal'@75",
+    ]
+    with pytest.raises(ValueError, match="N >= 6"):
+        EvalConfig(attacks=["ensemble@4"])
+
+
 def test_sea_preset_expands_to_its_three_losses():
     cfg = EvalConfig(attacks=["sea@20", "pgd@10", "sea"])
     assert [str(a) for a in cfg.attacks] == [
