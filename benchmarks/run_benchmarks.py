@@ -3,7 +3,8 @@ ratios measured side by side, and a plot.
 
     python benchmarks/run_benchmarks.py [--suite SUITE|all] [-k EXPR]
 
-SUITE: fused_loss (default), fused_upsample, attack_e2e, attack_e2e_gpu (CUDA only), attack_step.
+SUITE: fused_loss (default), fused_upsample, attack_e2e, attack_e2e_gpu (CUDA only), attack_step,
+evaluation_speed.
 
 Results go to ``benchmarks/results/<suite>/<device>/``.
 """
@@ -23,7 +24,7 @@ import torch
 from fastsegadv.evaluation.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("fused_loss", "fused_upsample", "attack_e2e", "attack_e2e_gpu", "attack_step")
+SUITES = ("fused_loss", "fused_upsample", "attack_e2e", "attack_e2e_gpu", "attack_step", "evaluation_speed")
 
 
 def device_name() -> str:
