@@ -29,29 +29,48 @@ def per_image_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 APGD_LOSSES = ("ce", "masked_ce", "js", "mask_norm_corrlog")
 
 
-def pixel_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str, ignore_index: int) -> torch.Tensor:
-    """``[B, H, W]`` per-pixel loss of APGD/SEA (Croce et al. 2023): ``ce``; ``masked_ce`` = CE on the
-    pixels still correctly classified (mask detached); ``js`` = Jensen-Shannon divergence between
-    p = softmax(z) and the one-hot label; ``mask_norm_corrlog`` = −z_y / ‖z‖₂ on the pixels still
-    correctly classified (the masked normalised-logit loss of Halmosi et al., ECCV 2024 workshops, whose
-    APGD steers the step size by this loss itself). 0 on ignored pixels.
+def pixel_ce(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """``[B, H, W]`` per-pixel CE from the fused op, in fp32 at least (fp16/bf16 upcast, fp64 kept); 0 on
+    ignored pixels."""
+    ce = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none", validate=False)
+    return ce.float() if ce.dtype in (torch.float16, torch.bfloat16) else ce
+
+
+def js_from_ce(ce: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence between p = softmax(z) and the one-hot label, from the per-pixel CE.
 
     JS depends on p_y alone: with m = (p + e_y)/2, m_k = p_k/2 for k != y, so
     ``JS = KL(p||m)/2 + KL(e_y||m)/2 = log 2 + (p_y log p_y - (1 + p_y) log(1 + p_y))/2`` with
-    ``p_y = exp(-CE)``: computed from the fused per-pixel CE, no [B, C, H, W] intermediates."""
+    ``p_y = exp(-CE)``: no [B, C, H, W] intermediates; 0 where CE is 0 (ignored pixels)."""
+    p_y = torch.exp(-ce)
+    return math.log(2.0) + 0.5 * (-p_y * ce - (1.0 + p_y) * torch.log1p(p_y))
+
+
+def normalized_true_logit(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int, *,
+                          eps: float) -> torch.Tensor:
+    """``[B, H, W]``: z_y / max(‖z‖₂, eps) per pixel of the raw logits ``[B, C, H, W]`` (fp32 at least);
+    0 on ignored pixels."""
+    valid = labels != ignore_index
+    safe = torch.where(valid, labels, torch.zeros_like(labels)).unsqueeze(1)
+    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    corr = z.gather(1, safe).squeeze(1) / z.norm(dim=1).clamp_min(eps)
+    return torch.where(valid, corr, torch.zeros_like(corr))
+
+
+def pixel_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str, ignore_index: int) -> torch.Tensor:
+    """``[B, H, W]`` per-pixel loss of APGD/SEA (Croce et al. 2023): ``ce``; ``masked_ce`` = CE on the
+    pixels still correctly classified (mask detached); ``js`` = Jensen-Shannon divergence between
+    p = softmax(z) and the one-hot label (:func:`js_from_ce`); ``mask_norm_corrlog`` = −z_y / ‖z‖₂ on the
+    pixels still correctly classified (the masked normalised-logit loss of Halmosi et al., ECCV 2024
+    workshops, whose APGD steers the step size by this loss itself). 0 on ignored pixels."""
     if kind not in APGD_LOSSES:
         raise ValueError(f"loss must be one of {APGD_LOSSES}, got {kind!r}")
     if kind == "mask_norm_corrlog":
-        valid = labels != ignore_index
-        safe = torch.where(valid, labels, torch.zeros_like(labels)).unsqueeze(1)
-        z = logits.float()
-        corr = z.gather(1, safe).squeeze(1) / z.norm(dim=1).clamp_min(1e-12)
-        correct = (class_prediction(logits.detach()) == labels) & valid
-        return -corr * correct
-    ce = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none", validate=False).float()
+        correct = class_prediction(logits.detach()) == labels
+        return -normalized_true_logit(logits, labels, ignore_index, eps=1e-12) * correct
+    ce = pixel_ce(logits, labels, ignore_index)
     if kind == "ce":
         return ce
     if kind == "masked_ce":
         return ce * (class_prediction(logits.detach()) == labels)
-    p_y = torch.exp(-ce)  # 1 on ignored pixels, where the JS below is 0
-    return math.log(2.0) + 0.5 * (-p_y * ce - (1.0 + p_y) * torch.log1p(p_y))
+    return js_from_ce(ce)

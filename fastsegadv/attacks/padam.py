@@ -19,9 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..ops.weighted_ce import weighted_cross_entropy
 from .best_iterate import BestIterate
-from .margins import per_image_mean
+from .margins import normalized_true_logit, per_image_mean, pixel_ce
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_generators, uniform
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
@@ -31,17 +30,13 @@ PADAM_LOSSES = ("ce", "cos")
 
 def cosine_to_label(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
     """``[B, H, W]``: 1 − z_y / max(‖z‖₂, 1e-8) per pixel of ``logits [B, C, H, W]``; 0 on ignored pixels."""
-    valid = labels != ignore_index
-    safe = torch.where(valid, labels, torch.zeros_like(labels)).unsqueeze(1)
-    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-    cos = z.gather(1, safe).squeeze(1) / z.norm(dim=1).clamp_min(1e-8)
-    return torch.where(valid, 1.0 - cos, torch.zeros_like(cos))
+    cos = normalized_true_logit(logits, labels, ignore_index, eps=1e-8)
+    return torch.where(labels != ignore_index, 1.0 - cos, torch.zeros_like(cos))
 
 
 def padam_pixel_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str, ignore_index: int) -> torch.Tensor:
     if loss == "ce":
-        ce = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none", validate=False)
-        return ce.float() if ce.dtype in (torch.float16, torch.bfloat16) else ce
+        return pixel_ce(logits, labels, ignore_index)
     if loss == "cos":
         return cosine_to_label(logits, labels, ignore_index)
     raise ValueError(f"loss must be one of {PADAM_LOSSES}, got {loss!r}")
@@ -65,8 +60,8 @@ def padam(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: 
     start = uniform(x.shape, per_image_generators(seed, b, x.device), x.device, x.dtype) * 2 - 1
     delta = ((x + start * eps).clamp(0.0, 1.0) - x).requires_grad_(True)
     opt = torch.optim.Adam([delta], lr=lr, betas=betas, amsgrad=True, maximize=True)
+    best = BestIterate(x + delta.detach(), ties="replace")
     with frozen_for_attack(model, eval_mode=eval_mode):
-        best = None
         for i in range(steps + 1):  # steps updates; the last forward scores the final iterate
             with torch.enable_grad():
                 logits = logits_at(net(x + delta), labels.shape[-2:])
@@ -74,8 +69,6 @@ def padam(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: 
                     check_label_range(labels, logits.shape[1], ignore_index)
                 per_img = per_image_mean(padam_pixel_loss(logits, labels, loss, ignore_index), valid)  # [B]
                 prediction = class_prediction(logits.detach())
-                if best is None:
-                    best = BestIterate(x + delta.detach(), ties="replace")
                 best.update(x + delta.detach(), prediction, labels, ignore_index)
                 if trace is not None:
                     trace.record_step(0, per_img.detach().sum(), prediction, labels, ignore_index)

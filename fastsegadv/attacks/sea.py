@@ -40,15 +40,13 @@ frequencies whose computation is not published); this module does not ship them 
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 
-from ..ops.weighted_ce import weighted_cross_entropy
-from .best_iterate import BestIterate
-from .margins import per_image_mean
+from .best_iterate import BestIterate, mis_ratio_per_image
+from .margins import js_from_ce, per_image_mean, pixel_ce
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_generators, uniform
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
@@ -118,8 +116,7 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     valid = labels != ignore_index
-    ce = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none", validate=False)
-    ce = ce.float() if ce.dtype in (torch.float16, torch.bfloat16) else ce  # fp32 at least, fp64 kept
+    ce = pixel_ce(logits, labels, ignore_index)
     if loss == "ce_avg":
         pix = ce
     elif loss == "tsallis":
@@ -127,8 +124,7 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
             raise ValueError("the tsallis loss needs q")
         pix = ce * torch.exp(-(1.0 - q) * ce.detach())  # p_y^(1-q) = exp(-(1-q) CE)
     elif loss == "js_avg":
-        p_y = torch.exp(-ce)
-        pix = math.log(2.0) + 0.5 * (-p_y * ce - (1.0 + p_y) * torch.log1p(p_y))
+        pix = js_from_ce(ce)
     else:
         correct = (class_prediction(logits.detach()) == labels) & valid
         pix = ce * correct
@@ -152,11 +148,9 @@ def salted_seed(seed, salt: int):
 
 
 def pixel_accuracy(prediction: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """``[B]`` correct / valid pixels of each image (1 for an image without valid pixels: nothing to fool)."""
-    valid = labels != ignore_index
-    n = valid.flatten(1).sum(1)
-    acc = ((prediction == labels) & valid).flatten(1).sum(1).float() / n.clamp_min(1)
-    return torch.where(n > 0, acc, torch.ones_like(acc))
+    """``[B]`` correct / valid pixels of each image (1 for an image without valid pixels: nothing to fool):
+    1 − MisRatio, the score :class:`BestIterate` keeps."""
+    return 1.0 - mis_ratio_per_image(prediction, labels, ignore_index)
 
 
 class StageResult(NamedTuple):
