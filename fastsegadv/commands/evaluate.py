@@ -55,7 +55,7 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
 def run(args: argparse.Namespace):
     if args.output is None:
         raise ValueError("--output is required (the report directory)")
-    tier_attacks, tier_eps = TIERS[args.tier] if getattr(args, "tier", None) else (DEFAULT_ATTACKS, (8.0,))
+    tier_attacks, tier_eps = TIERS[args.tier] if args.tier else (DEFAULT_ATTACKS, (8.0,))
     attacks = args.attacks if args.attacks is not None else list(tier_attacks)
     eps_values = tier_eps if args.eps is None else (args.eps if isinstance(args.eps, (list, tuple)) else [args.eps])
     configs = [EvalConfig(attacks=attacks, eps=e / 255, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace):
         if ctx.is_main:
             write_report(results, out, title=f"{args.title} (eps = {e:g}/255)" if len(configs) > 1 else args.title,
                          extra={"dataset": getattr(dataset, "name", args.dataset), "models": args.models,
-                                "world_size": ctx.world_size, "tier": getattr(args, "tier", None)})
+                                "world_size": ctx.world_size, "tier": args.tier})
             print(f"eps = {e:g}/255")
             print(markdown_table([r.row() for r in results]))
             print(f"wrote {out}/robustness.md, .csv, .json, details.csv, per_image.csv, curves_*.png")
