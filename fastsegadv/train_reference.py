@@ -2,6 +2,8 @@
 
     fastsegadv train-reference --model standard      # clean training
     fastsegadv train-reference --model pgd_at        # PGD3 adversarial fine-tuning (001 Algorithm 2)
+    fastsegadv train-reference --model upernet       # the same two for the second architecture, TinyUPerNet
+    fastsegadv train-reference --model upernet_pgd_at
 
 Both run the library's one training loop, :func:`fastsegadv.training.fit`: AdamW, one-cycle schedule, and
 for ``pgd_at`` 001 Algorithm 2 (each batch half clean, half PGD3 examples at eps 8/255, alpha 0.01, found
@@ -18,23 +20,32 @@ from torch.utils.data import TensorDataset
 
 from . import atomic_io
 from .data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
-from .models import TinyDeepLab, checkpoint_path
+from .models import ARCHITECTURES, checkpoint_path
 from .training import TrainConfig, fit
+
+
+# shipped name -> (architecture, adversarial, width)
+REFERENCE_MODELS = {
+    "standard": ("tiny_deeplab", False, 32),
+    "pgd_at": ("tiny_deeplab", True, 32),
+    "upernet": ("tiny_upernet", False, 16),
+    "upernet_pgd_at": ("tiny_upernet", True, 16),
+}
 
 
 def train(
     *, adversarial: bool = False, epochs: int = 20, num_images: int = 3000, batch_size: int = 16,
     lr: float = 3e-3, width: int = 32, seed: int = 0, eps: float = 8 / 255, progress: bool = True,
-    init: Path | None = None,
-) -> tuple[TinyDeepLab, dict]:
-    """Train a TinyDeepLab with :func:`fastsegadv.training.fit`; ``init`` starts from a checkpoint (the
+    init: Path | None = None, arch: str = "tiny_deeplab",
+) -> tuple[torch.nn.Module, dict]:
+    """Train a reference model (``arch`` a key of :data:`fastsegadv.models.ARCHITECTURES`) with :func:`fastsegadv.training.fit`; ``init`` starts from a checkpoint (the
     PGD-AT model is fine-tuned from the standard one, which makes adversarial training affordable on a
     CPU). Returns the model in eval mode and the run's metadata (``history``: fit's per-epoch records,
     ``test_miou`` the clean mIoU on 128 test scenes after each epoch)."""
     torch.manual_seed(seed)
     images, labels = make_digit_scenes("train", num_images=num_images, seed=seed)
     test_x, test_y = make_digit_scenes("test", num_images=128, seed=seed)
-    model = TinyDeepLab(NUM_CLASSES, width=width)
+    model = ARCHITECTURES[arch](NUM_CLASSES, width=width)
     if init is not None:
         model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["state_dict"])
     config = TrainConfig(
@@ -48,6 +59,8 @@ def train(
     for record in history:
         record["test_miou"] = record["val_miou"]
     meta = {
+        "arch": arch,
+        "width": width,
         "adversarial": adversarial,
         "epochs": epochs,
         "num_images": num_images,
@@ -62,13 +75,14 @@ def train(
     return model.eval(), meta
 
 
-def save_checkpoint(model: TinyDeepLab, meta: dict, path: Path) -> None:
+def save_checkpoint(model: torch.nn.Module, meta: dict, path: Path) -> None:
     """The shipped checkpoint format: ``state_dict`` plus what :func:`fastsegadv.models.load_pretrained`
     and the README read (classes, width, final test mIoU, how it was trained)."""
     atomic_io.torch_save({
         "state_dict": model.state_dict(),
+        "arch": meta["arch"],
         "num_classes": model.num_classes,
-        "width": model.stem[0][0].out_channels,
+        "width": meta["width"],
         "final_test_miou": meta["history"][-1]["test_miou"],
         "epochs": meta["epochs"],
         "seed": meta["seed"],
@@ -82,9 +96,10 @@ def save_checkpoint(model: TinyDeepLab, meta: dict, path: Path) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
-        choices=["standard", "pgd_at"],
+        choices=list(REFERENCE_MODELS),
         default="standard",
-        help="standard training or PGD3 adversarial training (001 Algorithm 2)",
+        help="standard training or PGD3 adversarial training (001 Algorithm 2), of TinyDeepLab or (upernet*) "
+        "TinyUPerNet",
     )
     p.add_argument(
         "--epochs", type=int, default=None, help="passes over the training images (default 20 standard, 8 pgd_at)"
@@ -94,7 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--init",
         type=Path,
         default=None,
-        help="checkpoint to start from (default for pgd_at: the shipped standard model)",
+        help="checkpoint to start from (default for pgd_at / upernet_pgd_at: the shipped standard / upernet model)",
     )
     p.add_argument("--num-images", type=int, default=3000, help="training images generated (default 3000)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, init and order (default 0)")
@@ -103,12 +118,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    adversarial = args.model == "pgd_at"
+    arch, adversarial, width = REFERENCE_MODELS[args.model]
     epochs = args.epochs if args.epochs is not None else (8 if adversarial else 20)
     lr = args.lr if args.lr is not None else (1e-3 if adversarial else 3e-3)
-    init = args.init if args.init is not None or not adversarial else checkpoint_path("standard")
+    clean_name = "standard" if arch == "tiny_deeplab" else "upernet"
+    init = args.init if args.init is not None or not adversarial else checkpoint_path(clean_name)
     model, meta = train(
-        adversarial=adversarial, epochs=epochs, num_images=args.num_images, seed=args.seed, lr=lr, init=init
+        adversarial=adversarial, epochs=epochs, num_images=args.num_images, seed=args.seed, lr=lr, init=init,
+        arch=arch, width=width,
     )
     out = args.output or checkpoint_path(args.model)
     save_checkpoint(model, meta, Path(out))

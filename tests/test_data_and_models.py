@@ -3,7 +3,7 @@ import torch
 
 from fastsegadv.data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
 from fastsegadv.metrics import ConfusionMatrix
-from fastsegadv.models import SHIPPED, TinyDeepLab, checkpoint_path, load_pretrained
+from fastsegadv.models import SHIPPED, TinyDeepLab, TinyUPerNet, checkpoint_path, load_model, load_pretrained, save_model
 from fastsegadv.train_reference import train
 
 
@@ -27,6 +27,13 @@ def test_model_shapes():
     assert m(torch.rand(2, 3, 37, 45)).shape == (2, 7, 37, 45)
 
 
+def test_upernet_shapes_and_feature_layer():
+    m = TinyUPerNet(num_classes=7, width=8)
+    assert m(torch.rand(2, 3, 37, 45)).shape == (2, 7, 37, 45)
+    convs = [name for name, mod in m.named_modules() if isinstance(mod, torch.nn.Conv2d)]
+    assert convs[-1] == "classifier"  # RP-PGD's feature layer is the classifier's input
+
+
 @pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_checkpoint_loads_and_segments(name):
     path = checkpoint_path(name)
@@ -42,9 +49,10 @@ def test_shipped_checkpoint_loads_and_segments(name):
     assert cm.miou() > 0.5, f"{name}: clean mIoU {cm.miou():.3f}"
 
 
-def test_training_script_is_reproducible():
-    a, meta_a = train(epochs=1, num_images=32, batch_size=16, progress=False, seed=5)
-    b, _ = train(epochs=1, num_images=32, batch_size=16, progress=False, seed=5)
+@pytest.mark.parametrize("arch,width", [("tiny_deeplab", 32), ("tiny_upernet", 8)])
+def test_training_script_is_reproducible(arch, width):
+    a, meta_a = train(epochs=1, num_images=32, batch_size=16, progress=False, seed=5, arch=arch, width=width)
+    b, _ = train(epochs=1, num_images=32, batch_size=16, progress=False, seed=5, arch=arch, width=width)
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(v, w), k
     assert len(meta_a["history"]) == 1
@@ -55,3 +63,20 @@ def test_training_script_is_reproducible():
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="unknown shipped model"):
         load_pretrained("resnet")
+
+
+@pytest.mark.parametrize("factory", [lambda: TinyDeepLab(5, width=8, norm="group", aux_head=True),
+                                     lambda: TinyUPerNet(5, width=8)])
+def test_model_file_round_trip(factory, tmp_path):
+    torch.manual_seed(0)
+    model = factory().eval()
+    save_model(model, tmp_path / "m.pt", note="x")
+    loaded = load_model(str(tmp_path / "m.pt"))
+    assert type(loaded) is type(model) and not loaded.training
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        a, b = model(x), loaded(x)
+    for u, v in zip(a.values() if isinstance(a, dict) else [a], b.values() if isinstance(b, dict) else [b]):
+        assert torch.equal(u, v)
+    with pytest.raises(TypeError, match="architectures"):
+        save_model(torch.nn.Conv2d(3, 5, 1), tmp_path / "n.pt")

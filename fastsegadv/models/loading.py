@@ -10,15 +10,20 @@ import torch
 import torch.nn as nn
 
 from .. import atomic_io
-from .pretrained import SHIPPED, load_pretrained
+from .pretrained import ARCHITECTURES, SHIPPED, load_pretrained
 from .tiny_deeplab import TinyDeepLab
 
 
-def save_model(model: TinyDeepLab, path: str | Path, **meta) -> None:
-    """A self-describing TinyDeepLab file (architecture + weights + ``meta``), written atomically."""
-    atomic_io.torch_save({"arch": "tiny_deeplab", "num_classes": model.num_classes, "width": model.width,
-                          "norm": model.norm, "aux_head": model.aux_head, "state_dict": model.state_dict(),
-                          "meta": meta}, path)
+def save_model(model: nn.Module, path: str | Path, **meta) -> None:
+    """A self-describing file of a library model (TinyDeepLab or TinyUPerNet: architecture + weights + ``meta``),
+    written atomically."""
+    arch = next((name for name, cls in ARCHITECTURES.items() if type(model) is cls), None)
+    if arch is None:
+        raise TypeError(f"save_model writes the library's architectures ({', '.join(ARCHITECTURES)}), "
+                        f"not {type(model).__name__}; save a state dict of your own model instead")
+    extra = {"norm": model.norm, "aux_head": model.aux_head} if isinstance(model, TinyDeepLab) else {}
+    atomic_io.torch_save({"arch": arch, "num_classes": model.num_classes, "width": model.width, **extra,
+                          "state_dict": model.state_dict(), "meta": meta}, path)
 
 
 def load_model(spec: str, *, num_classes: int | None = None, weights: str | Path | None = None,
@@ -31,11 +36,12 @@ def load_model(spec: str, *, num_classes: int | None = None, weights: str | Path
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist (shipped models: {', '.join(SHIPPED)})")
         ck = torch.load(path, map_location=map_location, weights_only=True)
-        if not isinstance(ck, dict) or ck.get("arch") != "tiny_deeplab":
+        if not isinstance(ck, dict) or ck.get("arch") not in ARCHITECTURES:
             raise ValueError(f"{path} is not a model file written by fastsegadv (no 'arch' entry); load your own "
                              "architecture with a factory 'package.module:function' and --weights")
-        model = TinyDeepLab(int(ck["num_classes"]), width=int(ck["width"]), norm=ck.get("norm", "batch"),
-                            aux_head=bool(ck.get("aux_head", False)))
+        extra = ({"norm": ck.get("norm", "batch"), "aux_head": bool(ck.get("aux_head", False))}
+                 if ck["arch"] == "tiny_deeplab" else {})
+        model = ARCHITECTURES[ck["arch"]](int(ck["num_classes"]), width=int(ck["width"]), **extra)
         model.load_state_dict(ck["state_dict"])
         return model.eval()
     if ":" in spec:
