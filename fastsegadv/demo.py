@@ -76,7 +76,8 @@ def write_reports(rows: list[dict], out: Path) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", nargs="+", default=list(SHIPPED), choices=list(SHIPPED), help="shipped models to attack")
+    p.add_argument("--models", nargs="+", default=["standard", "pgd_at"], choices=list(SHIPPED),
+                   help="shipped models to attack (default: the two TinyDeepLabs)")
     p.add_argument("--attacks", nargs="+", default=list(DEMO_ATTACKS), choices=list(DEMO_ATTACKS))
     p.add_argument("--budgets", nargs="+", type=int, default=[3, 10, 20], help="attack iterations (default 3 10 20)")
     p.add_argument("--num-images", type=int, default=48, help="test images (default 48)")

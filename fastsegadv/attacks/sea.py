@@ -33,10 +33,10 @@ changes the step size of some images); each loss draws its own random start from
 loss); the JS is the closed form in p_y, finite where the released ``kl_div`` form gives NaN (a softmax
 probability underflowing to 0). With those aligned, the released loop and this one give bit-identical
 iterates in float64 (checked by an independent review; tests/attacks/test_sea.py transcribes the
-loop). mask-ce-bal's class
-weights: the released code uses fixed per-dataset arrays for VOC and ADE20K (normalised inverse class
-frequencies whose computation is not published); this module does not ship them — pass them as
-``class_weights`` — and otherwise uses the per-image rule of :func:`balanced_class_weights`.
+loop). mask-ce-bal's class weights: the released code uses fixed per-dataset arrays for VOC and ADE20K
+(:mod:`.sea_class_weights`, selected by ``class_weights="voc"`` or ``"ade20k"``; the evaluation harness
+does so when it knows the dataset); for any other dataset the per-image rule of
+:func:`balanced_class_weights`, or a ``[K]`` tensor of the user's.
 """
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ from .best_iterate import BestIterate, mis_ratio_per_image
 from .margins import js_from_ce, per_image_mean, pixel_ce
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_generators, uniform
+from .sea_class_weights import dataset_class_weights
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 SEA_LOSSES = ("mask_ce_bal", "mask_ce_avg", "js_avg")
@@ -233,7 +234,7 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
 
 def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float, steps: int,
                           loss: str, handover: str = "accuracy", q_schedule: tuple[float, float] | None = None,
-                          class_weights: torch.Tensor | None = None, seed=None, ignore_index: int = 255,
+                          class_weights: torch.Tensor | str | None = None, seed=None, ignore_index: int = 255,
                           normalization: tuple | None = None, eval_mode: bool = True, trace=None,
                           trace_restart: int = 0, passes: torch.Tensor | None = None) -> torch.Tensor:
     """APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``), the loop of SEA and
@@ -250,11 +251,17 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
     x = images.detach()
     b = x.shape[0]
     passes = passes if passes is not None else torch.zeros(b, dtype=torch.long, device=x.device)
-    if class_weights is not None:
-        class_weights = torch.as_tensor(class_weights, dtype=torch.float32).to(x.device)
     with frozen_for_attack(model, eval_mode=eval_mode):
         with torch.no_grad():
-            check_label_range(labels, logits_at(net(x[:1]), labels.shape[-2:]).shape[1], ignore_index)
+            num_classes = logits_at(net(x[:1]), labels.shape[-2:]).shape[1]
+        check_label_range(labels, num_classes, ignore_index)
+        if isinstance(class_weights, str):
+            class_weights = dataset_class_weights(class_weights, num_classes)
+        if class_weights is not None:
+            class_weights = torch.as_tensor(class_weights, dtype=torch.float32).to(x.device)
+            if class_weights.shape != (num_classes,):
+                raise ValueError(f"class_weights must have one weight per class ({num_classes}), "
+                                 f"got shape {tuple(class_weights.shape)}")
         # each loss its own random start (as the released code, which draws every run's start afresh)
         generators = per_image_generators(salted_seed(seed, LOSSES.index(loss)), b, x.device)
         start = uniform(x.shape, generators, x.device, x.dtype) * 2 - 1
@@ -272,14 +279,16 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
 
 
 def sea_apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,
-             steps: int = 300, loss: str = "mask_ce_bal", class_weights: torch.Tensor | None = None,
+             steps: int = 300, loss: str = "mask_ce_bal", class_weights: torch.Tensor | str | None = None,
              seed=None, ignore_index: int = 255, normalization: tuple | None = None, eval_mode: bool = True,
              trace=None, trace_restart: int = 0, passes: torch.Tensor | None = None, **unused) -> torch.Tensor:
     """One loss of SEA: APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``).
     Returns adversarial images ``[B, 3, H, W]`` within the ℓ∞ ball of radius ``eps`` (the lowest pixel
     accuracy of the last stage). ``passes`` (a ``[B]`` int tensor) accumulates each image's
     forward+backward passes; ``trace`` records every iteration, the radius stages as restarts
-    ``trace_restart``, ``+1``, ``+2``. ``alpha`` is not used: APGD sets its own step size."""
+    ``trace_restart``, ``+1``, ``+2``. ``class_weights`` (mask-ce-bal): ``"voc"`` / ``"ade20k"`` for SEA's
+    published weights, a ``[K]`` tensor, or None for the per-image rule. ``alpha`` is not used: APGD sets its
+    own step size."""
     unused.pop("alpha", None)
     reject_unknown_options(unused, "sea_apgd")
     return apgd_radius_reduction(model, images, labels, eps=eps, steps=steps, loss=loss, handover="accuracy",
@@ -305,7 +314,7 @@ def tsallis_pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
 
 
 def sea(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255, steps: int = 300,
-        losses: tuple[str, ...] = SEA_LOSSES, class_weights: torch.Tensor | None = None, seed=None,
+        losses: tuple[str, ...] = SEA_LOSSES, class_weights: torch.Tensor | str | None = None, seed=None,
         ignore_index: int = 255, normalization: tuple | None = None, eval_mode: bool = True, trace=None,
         passes: torch.Tensor | None = None, **unused) -> torch.Tensor:
     """SEA: :func:`sea_apgd` with each of ``losses`` (``steps`` iterations each), and per image the result with

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from ..attacks import ATTACKS
+from ..attacks.sea_class_weights import SEA_CLASS_WEIGHTS
 from ..datasets import KINDS, open_dataset
 from ..distributed.context import init_distributed, shutdown
 from ..evaluation import DEFAULT_ATTACKS, TIERS, EvalConfig, evaluate_model, markdown_table, write_report
@@ -59,7 +60,9 @@ def run(args: argparse.Namespace):
     attacks = args.attacks if args.attacks is not None else list(tier_attacks)
     eps_values = tier_eps if args.eps is None else (args.eps if isinstance(args.eps, (list, tuple)) else [args.eps])
     configs = [EvalConfig(attacks=attacks, eps=e / 255, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
-                          curves=not args.no_curves, progress=not args.no_progress) for e in eps_values]
+                          curves=not args.no_curves, progress=not args.no_progress,
+                          class_weights=args.dataset if args.dataset in SEA_CLASS_WEIGHTS else None)
+               for e in eps_values]
     dataset = open_dataset(args.dataset, root=args.data_root, split=args.split, num_images=args.num_images,
                            size=args.image_size, crop_size=args.crop_size, seed=args.seed)
     models = load_named_models(args.models, num_classes=dataset.num_classes, weights=args.weights)

@@ -54,10 +54,20 @@ class EvalConfig:
     curves: bool = True  # per-iteration confusion matrices for the mIoU / MisRatio / loss curves
     greedy_miou: bool = True  # also the per-image choice of attack that minimises the dataset mIoU
     progress: bool = True
+    # the dataset, when SEA published class weights for it ("voc", "ade20k"): the presets' mask-ce-bal uses them
+    class_weights: str | None = None
+    # labels of attacks that skip images an earlier attack fooled completely (set from the ensemble@N presets)
+    stop_fooled: set = field(default_factory=set)
 
     def __post_init__(self):
-        self.attacks = [a if isinstance(a, AttackSpec) else AttackSpec.parse(a)
-                        for item in self.attacks for a in expand_preset(item)]
+        attacks = []
+        for item in self.attacks:
+            members = expand_preset(item, class_weights=self.class_weights)
+            specs = [a if isinstance(a, AttackSpec) else AttackSpec.parse(a) for a in members]
+            if isinstance(item, str) and item.split("@")[0] == "ensemble":
+                self.stop_fooled.update(a.label for a in specs[1:])
+            attacks += specs
+        self.attacks = attacks
         labels = [a.label for a in self.attacks]
         if len(set(labels)) != len(labels):
             raise ValueError(f"attacks listed twice: {labels}")
@@ -75,7 +85,12 @@ class EvalConfig:
 ENSEMBLE = (("padam:loss='cos'", 0.5), ("sea_apgd:loss='mask_ce_bal'", 0.5))
 
 
-def expand_preset(item):
+def bal_weights(loss: str, class_weights: str | None) -> str:
+    """The spec option that gives mask-ce-bal SEA's published weights of a known dataset ('' otherwise)."""
+    return f",class_weights={class_weights!r}" if class_weights and loss == "mask_ce_bal" else ""
+
+
+def expand_preset(item, *, class_weights: str | None = None):
     """Presets that stand for several attacks, so that the worst case per image and the greedy dataset-mIoU
     worst case are taken over their members (their passes add up in the report):
 
@@ -83,10 +98,11 @@ def expand_preset(item):
       radius reduction on each of its losses at N iterations (:func:`fastsegadv.attacks.sea_apgd`): 3N passes;
     - ``"ensemble@N"`` (N = 150 by default): the library's budgeted ensemble, N passes per image in total,
       split over :data:`ENSEMBLE` (SEA's member needs at least 3).
+    ``class_weights`` (``"voc"``, ``"ade20k"``): SEA's published weights for the members' mask-ce-bal.
     Anything else: ``[item]``."""
     if isinstance(item, str) and item.split("@")[0] == "sea":
         steps = item.partition("@")[2] or "300"
-        return [f"sea_apgd:loss='{loss}'@{steps}" for loss in SEA_LOSSES]
+        return [f"sea_apgd:loss='{loss}'{bal_weights(loss, class_weights)}@{steps}" for loss in SEA_LOSSES]
     if isinstance(item, str) and item.split("@")[0] == "ensemble":
         total = int(item.partition("@")[2] or "150")
         if total < 6:
@@ -325,9 +341,15 @@ def evaluate_model(
                 t0 = time.perf_counter()
                 # RP-PGD needs the clean prediction for its region state: reuse ours (one forward less)
                 extra = {"clean_prediction": pred} if res.spec.name == "rp_pgd" and forward is None else {}
-                adv = res.spec.run(
-                    model, x, y, eps=cfg.eps, alpha=cfg.alpha, seed=seeds, ignore_index=ign, trace=trace, **extra
-                )
+                # an ensemble's later members skip the images an earlier attack already fooled completely
+                run = ((worst_acc > 0).nonzero().squeeze(1) if res.spec.label in cfg.stop_fooled
+                       else torch.arange(len(seeds), device=device))
+                adv = x.clone()
+                if run.numel():
+                    adv[run] = res.spec.run(
+                        model, x[run], y[run], eps=cfg.eps, alpha=cfg.alpha, seed=[seeds[i] for i in run.tolist()],
+                        ignore_index=ign, trace=trace, **({k: v[run] for k, v in extra.items()}),
+                    )
                 with torch.no_grad():
                     adv_pred = class_prediction(logits_at(predict(adv), y.shape[-2:]))
                 if device.type == "cuda":
@@ -336,6 +358,9 @@ def evaluate_model(
                 res.forwards += counter.forwards - f0
                 res.backwards += counter.backwards - b0
                 cm_img = per_image_confusion(adv_pred, y, c, ignore_index=ign)  # [b, C, C]
+                skipped = torch.ones(len(seeds), dtype=torch.bool, device=device)
+                skipped[run] = False
+                cm_img[skipped] = worst_cm[skipped]  # a skipped image keeps its fully fooled result
                 res.confusion.matrix += cm_img.sum(0)
                 norms = perturbation_norms(adv, x)
                 res.l2_sum += float(norms["l2"].sum())
@@ -354,7 +379,7 @@ def evaluate_model(
                     loss = torch.stack([v.double() * len(seeds) for v in trace.loss])  # batch means -> sums
                     res.curve_confusion = curve if res.curve_confusion is None else res.curve_confusion + curve
                     res.curve_loss = loss if res.curve_loss is None else res.curve_loss + loss
-                    res.curve_images += len(seeds)
+                    res.curve_images += run.numel()
                 bar.update(1)
             worst.matrix = worst.matrix + (worst_cm.sum(0) if results else per_img.sum(0))
             for rec, wname in zip(records, worst_name):

@@ -114,3 +114,39 @@ def test_options_are_checked():
         A.padam(model, x, y, eps=EPS, steps=2, loss="js")
     with pytest.raises(ValueError, match="loss must be one of"):
         A.apgd(model, x, y, eps=EPS, steps=2, loss="norm_corrlog")
+
+
+def test_fully_fooled_images_stop_and_passes_are_counted():
+    # constant logits favouring class 0: image 0 (all class 1) is fooled from the start, image 1 never
+    net = nn.Conv2d(3, 3, 1)
+    nn.init.zeros_(net.weight)
+    with torch.no_grad():
+        net.bias.copy_(torch.tensor([2.0, 0.0, -1.0]))
+    x = torch.rand(2, 3, 4, 4)
+    y = torch.stack([torch.ones(4, 4, dtype=torch.long), torch.zeros(4, 4, dtype=torch.long)])
+    passes = torch.zeros(2, dtype=torch.long)
+    A.padam(net, x, y, eps=EPS, steps=5, loss="cos", seed=0, passes=passes)
+    assert passes.tolist() == [1, 6]
+
+
+def test_radius_reduction_runs_seas_three_stages(monkeypatch):
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.Tanh(), nn.Conv2d(6, 5, 3, padding=1)).double().eval()
+    x = torch.rand(2, 3, 8, 10, dtype=torch.float64)
+    y = torch.randint(0, 5, (2, 8, 10))
+    seen = []
+    real = BestIterate.update
+
+    def spy(self, x_cur, *args, **kwargs):
+        seen.append((x_cur - x).abs().amax().item())
+        return real(self, x_cur, *args, **kwargs)
+
+    monkeypatch.setattr(BestIterate, "update", spy)
+    passes = torch.zeros(2, dtype=torch.long)
+    adv = A.padam(net, x, y, eps=EPS, steps=10, loss="cos", seed=0, radius_reduction=True, passes=passes)
+    # 3, 3 and 4 steps (each stage scores its start and every iterate) at radii 2, 1.5 and 1 eps
+    assert passes.tolist() == [13, 13] and len(seen) == 13
+    for k, bound in [(range(0, 4), 2 * EPS), (range(4, 8), 1.5 * EPS), (range(8, 13), EPS)]:
+        assert max(seen[i] for i in k) <= bound + 1e-12
+    assert max(seen[0:4]) > 1.5 * EPS  # the first stage uses its larger ball
+    assert (adv - x).abs().max() <= EPS + 1e-12

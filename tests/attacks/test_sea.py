@@ -19,6 +19,7 @@ from fastsegadv.attacks.sea import (
     sea_pixel_losses,
     stage_iterations,
 )
+from fastsegadv.attacks.sea_class_weights import ADE20K_CLASS_WEIGHTS, VOC_CLASS_WEIGHTS, dataset_class_weights
 from fastsegadv.data import make_digit_scenes
 from fastsegadv.models import load_pretrained
 
@@ -187,6 +188,24 @@ def test_sea_keeps_the_lowest_accuracy_per_image():
         got = pixel_accuracy(model(adv).argmax(1), y, 255)
     assert not torch.equal(accs[0], accs[1])  # the losses differ: the choice is per image
     torch.testing.assert_close(got, torch.minimum(accs[0], accs[1]))
+
+
+def test_published_class_weights_by_dataset(tiny_model, batch):
+    voc = dataset_class_weights("voc", 21)
+    assert len(voc) == 21 and math.isclose(sum(voc), 1.0, abs_tol=1e-6) and min(voc) > 0
+    assert voc[0] == min(voc)  # the background, by far the most frequent class, weighs least
+    assert dataset_class_weights("ade20k", 151) == ADE20K_CLASS_WEIGHTS
+    assert dataset_class_weights("ade20k", 150) == ADE20K_CLASS_WEIGHTS[1:]  # raw 0 ('other') ignored
+    assert VOC_CLASS_WEIGHTS == voc
+    with pytest.raises(ValueError, match="for 21 classes"):
+        dataset_class_weights("voc", 19)
+    with pytest.raises(ValueError, match="not 'cityscapes'"):
+        dataset_class_weights("cityscapes", 19)
+    x, y = batch  # a 5-class model: VOC's weights do not fit, and the attack says so before any work
+    with pytest.raises(ValueError, match="for 21 classes"):
+        A.sea_apgd(tiny_model, x, y, eps=EPS, steps=6, class_weights="voc")
+    with pytest.raises(ValueError, match="one weight per class"):
+        A.sea_apgd(tiny_model, x, y, eps=EPS, steps=6, class_weights=torch.ones(4))
 
 
 def test_options_are_checked(tiny_model, batch):

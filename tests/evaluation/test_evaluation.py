@@ -224,6 +224,15 @@ def test_ensemble_preset_splits_its_passes():
         EvalConfig(attacks=["ensemble@4"])
 
 
+def test_presets_use_the_published_weights_of_a_known_dataset():
+    cfg = EvalConfig(attacks=["sea@20"], class_weights="voc")
+    assert [str(a) for a in cfg.attacks] == [
+        "sea_apgd:class_weights='voc',loss='mask_ce_bal'@20",
+        "sea_apgd:loss='mask_ce_avg'@20",
+        "sea_apgd:loss='js_avg'@20",
+    ]
+
+
 def test_sea_preset_expands_to_its_three_losses():
     cfg = EvalConfig(attacks=["sea@20", "pgd@10", "sea"])
     assert [str(a) for a in cfg.attacks] == [
@@ -267,3 +276,29 @@ def test_rp_pgd_reuses_the_clean_prediction(setup):
     )
     d = {x["attack"]: x for x in r.details()}
     assert d["RP-PGD2"]["forwards_per_image"] == 3  # 2 iterations + the evaluation forward; no extra clean pass
+
+
+def test_ensemble_members_skip_images_already_fooled():
+    """Constant logits favouring class 0: image 0 (all class 1) is fooled by any input, image 1 (all class 0)
+    by none. The ensemble's later members spend no pass on image 0; stand-alone attacks run every image."""
+    net = torch.nn.Conv2d(3, 3, 1)
+    torch.nn.init.zeros_(net.weight)
+    with torch.no_grad():
+        net.bias.copy_(torch.tensor([2.0, 0.0, -1.0]))
+    x = torch.rand(2, 3, 8, 8)
+    y = torch.stack([torch.ones(8, 8, dtype=torch.long), torch.zeros(8, 8, dtype=torch.long)])
+    ds = torch.utils.data.TensorDataset(x, y)
+    cfg = EvalConfig(attacks=["ensemble@12"], batch_size=2, progress=False, curves=False)
+    later = [a.label for a in cfg.attacks[1:]]
+    assert later and cfg.stop_fooled == set(later)
+    res = evaluate_model(net, ds, cfg, num_classes=3)
+    alone = evaluate_model(net, ds, EvalConfig(attacks=[str(a) for a in cfg.attacks], batch_size=2, progress=False,
+                                               curves=False), num_classes=3)
+    only_1 = evaluate_model(net, torch.utils.data.TensorDataset(x[1:], y[1:]), cfg, num_classes=3)
+
+    def cost(r):
+        return {d["attack"]: d["backwards_per_image"] * r.num_images for d in r.details() if "backwards_per_image" in d}
+
+    for label in later:
+        assert 0 < cost(res)[label] == cost(only_1)[label] < cost(alone)[label]  # image 1's passes only
+    assert res.row() == alone.row()  # the skipped image keeps its (complete) fooling
