@@ -23,7 +23,6 @@ from .data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
 from .models import ARCHITECTURES, checkpoint_path
 from .training import TrainConfig, fit
 
-
 # shipped name -> (architecture, adversarial, width)
 REFERENCE_MODELS = {
     "standard": ("tiny_deeplab", False, 32),
@@ -38,10 +37,11 @@ def train(
     lr: float = 3e-3, width: int = 32, seed: int = 0, eps: float = 8 / 255, progress: bool = True,
     init: Path | None = None, arch: str = "tiny_deeplab",
 ) -> tuple[torch.nn.Module, dict]:
-    """Train a reference model (``arch`` a key of :data:`fastsegadv.models.ARCHITECTURES`) with :func:`fastsegadv.training.fit`; ``init`` starts from a checkpoint (the
-    PGD-AT model is fine-tuned from the standard one, which makes adversarial training affordable on a
-    CPU). Returns the model in eval mode and the run's metadata (``history``: fit's per-epoch records,
-    ``test_miou`` the clean mIoU on 128 test scenes after each epoch)."""
+    """Train a reference model (``arch`` a key of :data:`fastsegadv.models.ARCHITECTURES`) with
+    :func:`fastsegadv.training.fit`; ``init`` starts from a checkpoint (the PGD-AT models are fine-tuned from
+    the standard ones, which makes adversarial training affordable on a CPU). Returns the model in eval mode
+    and the run's metadata (``history``: fit's per-epoch records, ``test_miou`` the clean mIoU on 128 test
+    scenes after each epoch)."""
     torch.manual_seed(seed)
     images, labels = make_digit_scenes("train", num_images=num_images, seed=seed)
     test_x, test_y = make_digit_scenes("test", num_images=128, seed=seed)

@@ -3,7 +3,15 @@ import torch
 
 from fastsegadv.data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
 from fastsegadv.metrics import ConfusionMatrix
-from fastsegadv.models import SHIPPED, TinyDeepLab, TinyUPerNet, checkpoint_path, load_model, load_pretrained, save_model
+from fastsegadv.models import (
+    SHIPPED,
+    TinyDeepLab,
+    TinyUPerNet,
+    checkpoint_path,
+    load_model,
+    load_pretrained,
+    save_model,
+)
 from fastsegadv.train_reference import train
 
 

@@ -27,10 +27,10 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="state-dict file for a factory model")
     p.add_argument("--tier", choices=list(TIERS), default=None,
                    help="a preset of attacks and budgets: quick = PGD, SegPGD, CosPGD, APGD at 20 iterations "
-                        "(SemSegBench's protocol, optimistic); reliable = SEA (sea@300) and ensemble@300; both "
-                        "at eps 4 and 8")
+                        "(SemSegBench's protocol, optimistic); reliable = ensemble@1200 (SEA's three losses and "
+                        "PAdam-Cos, 300 iterations each); both at eps 4 and 8")
     p.add_argument("--attacks", nargs="+", default=None,
-                   help=f"name@steps[,...], options as name:key=value@steps; presets sea@N; names: "
+                   help=f"name@steps[,...], options as name:key=value@steps; presets sea@N, ensemble@N; names: "
                         f"{', '.join(sorted(ATTACKS))} (default: the tier's, else {' '.join(DEFAULT_ATTACKS)})")
     p.add_argument("--eps", type=float, nargs="+", default=None,
                    help="ℓ∞ budget(s) on the 0-255 scale (default: the tier's, else 8); several write one report "

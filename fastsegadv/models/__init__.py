@@ -5,5 +5,6 @@ from .pretrained import ARCHITECTURES, SHIPPED, checkpoint_path, load_pretrained
 from .tiny_deeplab import TinyDeepLab
 from .tiny_upernet import TinyUPerNet
 
-__all__ = ["TinyDeepLab", "TinyUPerNet", "ARCHITECTURES", "load_pretrained", "checkpoint_path", "SHIPPED", "SegmentationAdapter", "select_output",
+__all__ = ["TinyDeepLab", "TinyUPerNet", "ARCHITECTURES", "load_pretrained", "checkpoint_path", "SHIPPED",
+           "SegmentationAdapter", "select_output",
            "feature_layer_name", "load_model", "load_named_models", "save_model"]

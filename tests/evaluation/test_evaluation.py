@@ -11,7 +11,7 @@ from fastsegadv.attacks import pgd
 from fastsegadv.attacks.registry import AttackSpec
 from fastsegadv.datasets import DigitScenes
 from fastsegadv.distributed.context import DistContext
-from fastsegadv.evaluation import EvalConfig, batch_ranges, evaluate_model, write_report
+from fastsegadv.evaluation import EvalConfig, batch_ranges, evaluate_model, harness, write_report
 from fastsegadv.metrics import ConfusionMatrix, dataset_miou
 from fastsegadv.models import load_pretrained
 
@@ -214,14 +214,28 @@ def test_greedy_choice_on_a_constructed_case():
     assert greedy_worst_miou(cms, torch.tensor([1, 0])).tolist() == [0, 1]
 
 
-def test_ensemble_preset_splits_its_passes():
-    cfg = EvalConfig(attacks=["ensemble@50", "ensemble"])
+def test_ensemble_preset_spends_its_passes_in_long_runs():
+    cfg = EvalConfig(attacks=["ensemble@50", "ensemble", "ensemble@700"], class_weights="voc")
+    bal = "sea_apgd:class_weights='voc',loss='mask_ce_bal'"
     assert [str(a) for a in cfg.attacks] == [
-        "padam:loss='cos'@25", "sea_apgd:loss='mask_ce_bal'@25",
-        "padam:loss='cos'@75", "sea_apgd:loss='mask_ce_bal'@75",
+        f"{bal}@50", f"{bal}@150", f"{bal}@300", "padam:loss='cos'@300", "sea_apgd:loss='js_avg'@100",
     ]
-    with pytest.raises(ValueError, match="N >= 6"):
-        EvalConfig(attacks=["ensemble@4"])
+    assert cfg.stop_fooled == {cfg.attacks[3].label, cfg.attacks[4].label}
+    assert [str(a) for a in EvalConfig(attacks=["ensemble@302"]).attacks] == ["sea_apgd:loss='mask_ce_bal'@300"]
+    with pytest.raises(ValueError, match="N >= 3"):
+        EvalConfig(attacks=["ensemble@2"])
+
+
+@pytest.mark.parametrize("tier", list(harness.TIERS))
+def test_tiers_build(tier):
+    attacks, eps_values = harness.TIERS[tier]
+    for eps in eps_values:
+        cfg = EvalConfig(attacks=list(attacks), eps=eps / 255)
+        assert cfg.attacks
+    if tier == "reliable":  # SEA's three losses at 300 and PAdam-Cos, 1200 passes per image
+        assert sorted(str(a) for a in cfg.attacks) == sorted(
+            [f"sea_apgd:loss='{loss}'@300" for loss in ("mask_ce_bal", "mask_ce_avg", "js_avg")]
+            + ["padam:loss='cos'@300"])
 
 
 def test_presets_use_the_published_weights_of_a_known_dataset():
@@ -278,9 +292,10 @@ def test_rp_pgd_reuses_the_clean_prediction(setup):
     assert d["RP-PGD2"]["forwards_per_image"] == 3  # 2 iterations + the evaluation forward; no extra clean pass
 
 
-def test_ensemble_members_skip_images_already_fooled():
+def test_ensemble_members_skip_images_already_fooled(monkeypatch):
     """Constant logits favouring class 0: image 0 (all class 1) is fooled by any input, image 1 (all class 0)
     by none. The ensemble's later members spend no pass on image 0; stand-alone attacks run every image."""
+    monkeypatch.setattr(harness, "ENSEMBLE_RUN", 6)  # two members of 6 passes
     net = torch.nn.Conv2d(3, 3, 1)
     torch.nn.init.zeros_(net.weight)
     with torch.no_grad():
