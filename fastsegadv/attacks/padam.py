@@ -8,9 +8,7 @@ x + δ ∈ [0, 1]. Losses, per pixel, averaged over each image's valid pixels an
 an image's step does not depend on the others; Adam is per coordinate):
 
 - ``ce``: cross-entropy (the fused op);
-- ``cos``: 1 − cos(z, e_y) = 1 − z_y / ‖z‖₂ with z the raw logits of the pixel and e_y its one-hot label;
-- ``mask_cos`` (not in ``rse``): ``cos`` on the pixels still correctly classified only (SEA's detached mask),
-  so the steps go to the pixels left to fool.
+- ``cos``: 1 − cos(z, e_y) = 1 − z_y / ‖z‖₂ with z the raw logits of the pixel and e_y its one-hot label.
 
 Differences from the released code: an image stops once all its valid pixels are misclassified; ignored
 pixels carry no loss (the released loss counts them, and its
@@ -31,8 +29,7 @@ from .perturbation import per_image_generators, uniform
 from .sea import RADIUS_STAGES, stage_iterations
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
-PADAM_LOSSES = ("ce", "cos", "mask_cos")
-LR_SCHEDULES = ("constant", "cosine")  # cosine: lr_t = lr (1 + cos(π t / T)) / 2 over each run of T steps
+PADAM_LOSSES = ("ce", "cos")
 
 
 def cosine_to_label(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
@@ -46,15 +43,12 @@ def padam_pixel_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str, igno
         return pixel_ce(logits, labels, ignore_index)
     if loss == "cos":
         return cosine_to_label(logits, labels, ignore_index)
-    if loss == "mask_cos":  # the cosine loss on the pixels still correctly classified (SEA's mask, detached)
-        correct = class_prediction(logits.detach()) == labels
-        return cosine_to_label(logits, labels, ignore_index) * correct
     raise ValueError(f"loss must be one of {PADAM_LOSSES}, got {loss!r}")
 
 
 def padam_stage(net, x: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor, *, radius: float, steps: int,
                 lr: float, loss: str, betas: tuple[float, float], ignore_index: int, passes: torch.Tensor,
-                lr_schedule: str = "constant", trace=None, stage: int = 0) -> torch.Tensor:
+                trace=None, stage: int = 0) -> torch.Tensor:
     """``steps`` AMSGrad ascent steps on δ (``delta [B, 3, H, W]``, already in the ball of ``radius``) from a
     fresh optimiser state; returns per image the iterate ``x + δ`` with the lowest pixel accuracy.
 
@@ -87,8 +81,7 @@ def padam_stage(net, x: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor,
         ma = b1 * m[active] + (1 - b1) * grad
         va = b2 * v[active] + (1 - b2) * grad * grad
         va_max = torch.maximum(v_max[active], va)
-        lr_t = lr if lr_schedule == "constant" else lr * 0.5 * (1 + math.cos(math.pi * t / steps))
-        step = lr_t / (1 - b1 ** (t + 1)) * ma / (va_max.sqrt() / math.sqrt(1 - b2 ** (t + 1)) + 1e-8)
+        step = lr / (1 - b1 ** (t + 1)) * ma / (va_max.sqrt() / math.sqrt(1 - b2 ** (t + 1)) + 1e-8)
         m[active], v[active], v_max[active] = ma, va, va_max
         da = (da.detach() + step).clamp(-radius, radius)
         delta[active] = (xa + da).clamp(0.0, 1.0) - xa
@@ -100,7 +93,7 @@ def padam_stage(net, x: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor,
 
 def padam(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255, steps: int = 200,
           lr: float = 2 / 255, loss: str = "ce", betas: tuple[float, float] = (0.9, 0.999),
-          radius_reduction: bool = False, lr_schedule: str = "constant", seed=None, ignore_index: int = 255,
+          radius_reduction: bool = False, seed=None, ignore_index: int = 255,
           normalization: tuple | None = None, eval_mode: bool = True, trace=None, passes: torch.Tensor | None = None,
           **unused) -> torch.Tensor:
     """Adversarial images ``[B, 3, H, W]`` within the ℓ∞ ball of radius ``eps`` found by projected Adam
@@ -115,8 +108,6 @@ def padam(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: 
     check_attack_inputs(model, images, labels, eps=eps, alpha=lr, steps=steps)
     if loss not in PADAM_LOSSES:
         raise ValueError(f"loss must be one of {PADAM_LOSSES}, got {loss!r}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     stages = list(zip((r for r, _ in RADIUS_STAGES), stage_iterations(steps))) if radius_reduction else [(1.0, steps)]
     if min(n for _, n in stages) < 1:
         raise ValueError(f"padam with radius_reduction needs at least {len(RADIUS_STAGES)} steps, got {steps}")
@@ -134,6 +125,5 @@ def padam(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: 
             delta = (x_adv - x).clamp(-r, r)
             delta = (x + delta).clamp(0.0, 1.0) - x  # warm start, projected into this ball
             x_adv = padam_stage(net, x, labels, delta, radius=r, steps=n, lr=lr, loss=loss, betas=betas,
-                                ignore_index=ignore_index, passes=passes, lr_schedule=lr_schedule, trace=trace,
-                                stage=stage)
+                                ignore_index=ignore_index, passes=passes, trace=trace, stage=stage)
     return x_adv
