@@ -82,18 +82,25 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=48)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--append", action="store_true",
+                    help="keep the rows of an earlier run in --out and run only the missing (model, eps, preset)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    earlier = args.out / "ensemble_vs_sea.json"
+    rows = json.loads(earlier.read_text())["rows"] if args.append and earlier.exists() else []
+    done = {(r["model"], r["eps"], r["preset"]) for r in rows}
     x, y = make_digit_scenes("test", num_images=args.images, seed=0)
     dataset = TensorDataset(x, y)
-    rows = []
     for name in args.models:
         model = load_pretrained(name)
         for eps in args.eps:
             for preset in args.presets:
+                if (name, eps, preset) in done:
+                    continue
                 row = {"model": name, "eps": eps, **run_preset(model, dataset, preset, eps, args.batch_size)}
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "members"}), flush=True)
+    rows.sort(key=lambda r: (r["model"], r["eps"], r["preset"].split("@")[0], int(r["preset"].split("@")[1])))
     meta = {"device": device_name(), "torch": torch.__version__, "images": args.images}
     (args.out / "ensemble_vs_sea.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     table = [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items() if k != "members"}
