@@ -270,6 +270,8 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
         for stage, ((mult, _), n) in enumerate(stages):
             r = mult * eps
             x_init = (x + (x_init - x).clamp(-r, r)).clamp(0.0, 1.0)  # warm start, projected into this ball
+            if n == 0:  # N < 4 leaves the first stages no iteration: they would only score their start
+                continue
             result = apgd_stage(net, x, labels, x_init, radius=r, steps=n, loss=loss, ignore_index=ignore_index,
                                 class_weights=class_weights, passes=passes, trace=trace,
                                 stage=trace_restart + stage, q_schedule=q_schedule)

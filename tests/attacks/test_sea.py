@@ -312,3 +312,12 @@ def test_iterates_match_the_released_loop_in_float64(loss, monkeypatch):
     for i in range(3):
         want = _released_loop(net, x[i:i + 1], y[i:i + 1], EPS, 20, loss, starts[0][i:i + 1])
         assert torch.equal(ours[i:i + 1], want), f"image {i}"
+
+
+def test_stages_without_iterations_spend_no_pass(tiny_model, batch):
+    x, y = batch
+    passes = torch.zeros(x.shape[0], dtype=torch.long)
+    adv = A.sea_apgd(tiny_model, x, y, eps=EPS, steps=3, loss="mask_ce_avg", seed=0, passes=passes)
+    assert stage_iterations(3) == [0, 0, 3]
+    assert (passes <= 4).all()  # the last stage's start and its 3 iterations only
+    assert (adv - x).abs().max() <= EPS + 1e-6
