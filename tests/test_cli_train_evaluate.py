@@ -5,9 +5,12 @@ import json
 import pytest
 import torch
 
+from fastsegadv.attacks.sea_class_weights import dataset_class_weights
 from fastsegadv.cli import main
 from fastsegadv.commands import evaluate as evaluate_cmd
 from fastsegadv.commands import train as train_cmd
+from fastsegadv.commands.evaluate import DATASET_CLASS_WEIGHTS
+from fastsegadv.datasets import KINDS
 
 TINY_TRAIN = ["--epochs", "1", "--num-images", "16", "--val-images", "8", "--image-size", "32", "--width", "8",
               "--batch-size", "8", "--attack", "pgd@1", "--no-progress"]
@@ -111,3 +114,10 @@ def test_quick_tier_writes_one_report_per_eps(tmp_path):
         assert data["config"]["attacks"] == ["pgd@20", "segpgd@20", "cospgd@20", "apgd@20"]
         details = (rep / f"eps_{eps}" / "details.csv").read_text()
         assert "backwards_per_image" in details and "seconds_per_image" in details
+
+
+def test_known_datasets_get_seas_published_class_weights():
+    assert set(DATASET_CLASS_WEIGHTS) <= set(KINDS) and DATASET_CLASS_WEIGHTS["voc_sbd"] == "voc"
+    classes = {"voc": 21, "voc_sbd": 21, "ade20k": 150}  # the readers' class counts
+    for kind, name in DATASET_CLASS_WEIGHTS.items():
+        assert len(dataset_class_weights(name, classes[kind])) == classes[kind]

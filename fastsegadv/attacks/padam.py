@@ -109,8 +109,6 @@ def padam(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: 
     if loss not in PADAM_LOSSES:
         raise ValueError(f"loss must be one of {PADAM_LOSSES}, got {loss!r}")
     stages = list(zip((r for r, _ in RADIUS_STAGES), stage_iterations(steps))) if radius_reduction else [(1.0, steps)]
-    if min(n for _, n in stages) < 1:
-        raise ValueError(f"padam with radius_reduction needs at least {len(RADIUS_STAGES)} steps, got {steps}")
     net = NormalizedModel(model, *normalization) if normalization is not None else model
     x = images.detach()
     b = x.shape[0]
@@ -124,6 +122,9 @@ def padam(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: 
             r = mult * eps
             delta = (x_adv - x).clamp(-r, r)
             delta = (x + delta).clamp(0.0, 1.0) - x  # warm start, projected into this ball
+            if n == 0:  # fewer than 4 steps leave the first stages no iteration
+                x_adv = x + delta
+                continue
             x_adv = padam_stage(net, x, labels, delta, radius=r, steps=n, lr=lr, loss=loss, betas=betas,
                                 ignore_index=ignore_index, passes=passes, trace=trace, stage=stage)
     return x_adv

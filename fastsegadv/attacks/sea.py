@@ -259,9 +259,9 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
             class_weights = dataset_class_weights(class_weights, num_classes)
         if class_weights is not None:
             class_weights = torch.as_tensor(class_weights, dtype=torch.float32).to(x.device)
-            if class_weights.shape != (num_classes,):
-                raise ValueError(f"class_weights must have one weight per class ({num_classes}), "
-                                 f"got shape {tuple(class_weights.shape)}")
+            if class_weights.shape not in ((num_classes,), (b, num_classes)):
+                raise ValueError(f"class_weights must have one weight per class ([{num_classes}] or "
+                                 f"[{b}, {num_classes}]), got shape {tuple(class_weights.shape)}")
         # each loss its own random start (as the released code, which draws every run's start afresh)
         generators = per_image_generators(salted_seed(seed, LOSSES.index(loss)), b, x.device)
         start = uniform(x.shape, generators, x.device, x.dtype) * 2 - 1

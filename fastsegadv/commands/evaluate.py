@@ -9,12 +9,14 @@ import argparse
 from pathlib import Path
 
 from ..attacks import ATTACKS
-from ..attacks.sea_class_weights import SEA_CLASS_WEIGHTS
 from ..datasets import KINDS, open_dataset
 from ..distributed.context import init_distributed, shutdown
 from ..evaluation import DEFAULT_ATTACKS, TIERS, EvalConfig, evaluate_model, markdown_table, write_report
 from ..models import SHIPPED, load_named_models
 from .config import parse_with_config
+
+# datasets whose SEA class weights are published (fastsegadv.attacks.sea_class_weights): VOC's for both VOC layouts
+DATASET_CLASS_WEIGHTS = {"voc": "voc", "voc_sbd": "voc", "ade20k": "ade20k"}
 
 
 def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace):
     eps_values = tier_eps if args.eps is None else (args.eps if isinstance(args.eps, (list, tuple)) else [args.eps])
     configs = [EvalConfig(attacks=attacks, eps=e / 255, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
                           curves=not args.no_curves, progress=not args.no_progress,
-                          class_weights=args.dataset if args.dataset in SEA_CLASS_WEIGHTS else None)
+                          class_weights=DATASET_CLASS_WEIGHTS.get(args.dataset))
                for e in eps_values]
     dataset = open_dataset(args.dataset, root=args.data_root, split=args.split, num_images=args.num_images,
                            size=args.image_size, crop_size=args.crop_size, seed=args.seed)

@@ -149,6 +149,21 @@ def greedy_worst_miou(per_image: torch.Tensor, start: torch.Tensor, *, passes: i
     return choice
 
 
+def add_curves(total: torch.Tensor | None, part: torch.Tensor | None) -> torch.Tensor | None:
+    """Sum of two per-iteration curves ``[T, ...]`` (None: absent). A shorter one — an attack whose images all
+    stopped early, fooled — stays at its last value for the iterations it did not run."""
+    if part is None or len(part) == 0:
+        return total
+    if total is None:
+        return part.clone()
+    n = max(len(total), len(part))
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        return torch.cat([t, t[-1:].expand(n - len(t), *t.shape[1:])]) if len(t) < n else t
+
+    return pad(total) + pad(part.to(total.device))
+
+
 def eval_seed(seed: int, index: int) -> int:
     """Random-start seed of dataset item ``index`` in an evaluation."""
     return image_seed(seed, index, salt=1)
@@ -278,7 +293,7 @@ class ModelResult:
         """Per attack label: ``{"iteration": [0..T], "miou": [...], "mis_ratio": [...], "loss": [...]}``."""
         out = {}
         for a in self.attacks:
-            if a.curve_confusion is None:
+            if a.curve_confusion is None or len(a.curve_confusion) < 2:  # no iteration recorded
                 continue
             cms = [
                 ConfusionMatrix(self.clean.num_classes, ignore_index=self.config.ignore_index)
@@ -290,7 +305,8 @@ class ModelResult:
                 "iteration": list(range(len(cms))),
                 "miou": [cm.miou() for cm in cms],
                 "mis_ratio": [cm.mis_ratio() for cm in cms],
-                "loss": [float(v) / max(a.curve_images, 1) for v in a.curve_loss],  # at iterates 0..T-1
+                "loss": [float(v) / max(a.curve_images, 1) for v in (a.curve_loss if a.curve_loss is not None
+                                                                       else [])],  # at iterates 0..T-1
             }
         return out
 
@@ -385,12 +401,14 @@ def evaluate_model(
                 worst_acc = torch.where(better, acc, worst_acc)
                 worst_cm = torch.where(better.view(-1, 1, 1), cm_img, worst_cm)
                 worst_name = [res.spec.label if bt else w for bt, w in zip(better.tolist(), worst_name)]
-                if trace is not None and trace.confusion:
-                    curve = torch.stack(trace.confusion + [cm_img.sum(0)])  # [T+1, C, C]
-                    loss = torch.stack([v.double() * len(seeds) for v in trace.loss])  # batch means -> sums
-                    res.curve_confusion = curve if res.curve_confusion is None else res.curve_confusion + curve
-                    res.curve_loss = loss if res.curve_loss is None else res.curve_loss + loss
-                    res.curve_images += run.numel()
+                if trace is not None:
+                    # [T+1, C, C]: the images that ran at each iterate, the skipped ones as they were fooled
+                    curve = torch.stack(trace.confusion + [cm_img[run].sum(0)]) + cm_img[skipped].sum(0)
+                    res.curve_confusion = add_curves(res.curve_confusion, curve)
+                    if trace.loss:
+                        loss = torch.stack([v.double() * run.numel() for v in trace.loss])  # batch means -> sums
+                        res.curve_loss = add_curves(res.curve_loss, loss)
+                        res.curve_images += run.numel()
                 bar.update(1)
             worst.matrix = worst.matrix + (worst_cm.sum(0) if results else per_img.sum(0))
             for rec, wname in zip(records, worst_name):
@@ -449,9 +467,13 @@ def _reduce(r: ModelResult, ctx: DistContext) -> ModelResult:
         secs = torch.tensor([a.seconds, a.l2_sum, a.linf_sum], dtype=torch.float64, device=ctx.device)
         all_reduce_sum(secs, ctx)  # seconds summed over ranks: total compute time
         a.seconds, a.l2_sum, a.linf_sum = (float(v) for v in secs.tolist())
-        if a.curve_confusion is not None:
-            all_reduce_sum(a.curve_confusion, ctx)
-            all_reduce_sum(a.curve_loss, ctx)
+        # ranks' curves can differ in length (attacks stop early) or be missing: gathered, not all-reduced
+        parts = all_gather_objects(
+            [None if t is None else t.cpu() for t in (a.curve_confusion, a.curve_loss)], ctx)
+        a.curve_confusion, a.curve_loss = None, None
+        for confusion, loss in parts:
+            a.curve_confusion = add_curves(a.curve_confusion, confusion)
+            a.curve_loss = add_curves(a.curve_loss, loss)
     r.per_image = sorted(
         (rec for part in all_gather_objects(r.per_image, ctx) for rec in part), key=lambda d: d["index"]
     )

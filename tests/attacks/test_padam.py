@@ -150,3 +150,12 @@ def test_radius_reduction_runs_seas_three_stages(monkeypatch):
         assert max(seen[i] for i in k) <= bound + 1e-12
     assert max(seen[0:4]) > 1.5 * EPS  # the first stage uses its larger ball
     assert (adv - x).abs().max() <= EPS + 1e-12
+
+
+def test_radius_reduction_with_fewer_steps_than_stages():
+    net = nn.Conv2d(3, 4, 1).double().eval()
+    x = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+    y = torch.randint(0, 4, (1, 4, 4))
+    passes = torch.zeros(1, dtype=torch.long)
+    adv = A.padam(net, x, y, eps=EPS, steps=3, loss="cos", seed=0, radius_reduction=True, passes=passes)
+    assert passes.tolist() == [4] and (adv - x).abs().max() <= EPS + 1e-12  # stages of 0, 0 and 3 steps

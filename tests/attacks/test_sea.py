@@ -206,6 +206,7 @@ def test_published_class_weights_by_dataset(tiny_model, batch):
         A.sea_apgd(tiny_model, x, y, eps=EPS, steps=6, class_weights="voc")
     with pytest.raises(ValueError, match="one weight per class"):
         A.sea_apgd(tiny_model, x, y, eps=EPS, steps=6, class_weights=torch.ones(4))
+    A.sea_apgd(tiny_model, x, y, eps=EPS, steps=3, class_weights=torch.ones(x.shape[0], 5))  # per image
 
 
 def test_options_are_checked(tiny_model, batch):

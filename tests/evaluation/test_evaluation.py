@@ -317,3 +317,39 @@ def test_ensemble_members_skip_images_already_fooled(monkeypatch):
     for label in later:
         assert 0 < cost(res)[label] == cost(only_1)[label] < cost(alone)[label]  # image 1's passes only
     assert res.row() == alone.row()  # the skipped image keeps its (complete) fooling
+
+
+def _constant_net():
+    net = torch.nn.Conv2d(3, 3, 1)
+    torch.nn.init.zeros_(net.weight)
+    with torch.no_grad():
+        net.bias.copy_(torch.tensor([2.0, 0.0, -1.0]))
+    return net
+
+
+@pytest.mark.parametrize("attacks", [["padam:loss='cos'@5", "sea_apgd:loss='js_avg'@10"], ["ensemble@12"]])
+def test_curves_of_attacks_that_stop_early(attacks, monkeypatch):
+    """Image 0 is fooled from the start (its attacks stop at once), image 1 never: with one image per batch
+    the traces differ in length; the curves sum them (a stopped image stays as it ended) and end at the
+    attack's final numbers, with and without an ensemble member skipping image 0."""
+    monkeypatch.setattr(harness, "ENSEMBLE_RUN", 6)
+    x = torch.rand(2, 3, 8, 8)
+    y = torch.stack([torch.ones(8, 8, dtype=torch.long), torch.zeros(8, 8, dtype=torch.long)])
+    ds = torch.utils.data.TensorDataset(x, y)
+    res = evaluate_model(_constant_net(), ds, EvalConfig(attacks=attacks, batch_size=1, progress=False),
+                         num_classes=3)
+    curves = res.curves()
+    assert set(curves) == {a.spec.label for a in res.attacks}
+    for a in res.attacks:
+        c = curves[a.spec.label]
+        assert c["miou"][-1] == pytest.approx(a.confusion.miou())
+        assert c["mis_ratio"][-1] == pytest.approx(a.confusion.mis_ratio())
+        assert len(c["loss"]) == len(c["iteration"]) - 1
+
+
+def test_add_curves_keeps_a_stopped_curve_at_its_last_value():
+    a = torch.tensor([[1.0], [2.0], [3.0]])
+    b = torch.tensor([[10.0]])
+    torch.testing.assert_close(harness.add_curves(a, b), torch.tensor([[11.0], [12.0], [13.0]]))
+    torch.testing.assert_close(harness.add_curves(b, a), torch.tensor([[11.0], [12.0], [13.0]]))
+    assert harness.add_curves(None, None) is None and harness.add_curves(a, None) is a
