@@ -23,12 +23,12 @@ from .data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
 from .models import ARCHITECTURES, checkpoint_path
 from .training import TrainConfig, fit
 
-# shipped name -> (architecture, adversarial, width)
+# shipped name -> (architecture, width, the shipped model a PGD-AT one is fine-tuned from; None: clean training)
 REFERENCE_MODELS = {
-    "standard": ("tiny_deeplab", False, 32),
-    "pgd_at": ("tiny_deeplab", True, 32),
-    "upernet": ("tiny_upernet", False, 16),
-    "upernet_pgd_at": ("tiny_upernet", True, 16),
+    "standard": ("tiny_deeplab", 32, None),
+    "pgd_at": ("tiny_deeplab", 32, "standard"),
+    "upernet": ("tiny_upernet", 16, None),
+    "upernet_pgd_at": ("tiny_upernet", 16, "upernet"),
 }
 
 
@@ -118,11 +118,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    arch, adversarial, width = REFERENCE_MODELS[args.model]
+    arch, width, clean_model = REFERENCE_MODELS[args.model]
+    adversarial = clean_model is not None
     epochs = args.epochs if args.epochs is not None else (8 if adversarial else 20)
     lr = args.lr if args.lr is not None else (1e-3 if adversarial else 3e-3)
-    clean_name = "standard" if arch == "tiny_deeplab" else "upernet"
-    init = args.init if args.init is not None or not adversarial else checkpoint_path(clean_name)
+    init = args.init if args.init is not None or not adversarial else checkpoint_path(clean_model)
     model, meta = train(
         adversarial=adversarial, epochs=epochs, num_images=args.num_images, seed=args.seed, lr=lr, init=init,
         arch=arch, width=width,

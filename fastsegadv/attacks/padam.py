@@ -25,7 +25,7 @@ import torch.nn as nn
 from .best_iterate import BestIterate
 from .margins import normalized_true_logit, per_image_mean, pixel_ce
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
-from .perturbation import per_image_generators, uniform
+from .perturbation import per_image_generators, project, uniform
 from .sea import RADIUS_STAGES, stage_iterations
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
@@ -120,11 +120,9 @@ def padam(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: 
             check_label_range(labels, logits_at(net(x[:1]), labels.shape[-2:]).shape[1], ignore_index)
         for stage, (mult, n) in enumerate(stages):
             r = mult * eps
-            delta = (x_adv - x).clamp(-r, r)
-            delta = (x + delta).clamp(0.0, 1.0) - x  # warm start, projected into this ball
+            x_adv = project(x_adv, x, r, "linf")  # warm start, projected into this ball
             if n == 0:  # fewer than 4 steps leave the first stages no iteration
-                x_adv = x + delta
                 continue
-            x_adv = padam_stage(net, x, labels, delta, radius=r, steps=n, lr=lr, loss=loss, betas=betas,
+            x_adv = padam_stage(net, x, labels, x_adv - x, radius=r, steps=n, lr=lr, loss=loss, betas=betas,
                                 ignore_index=ignore_index, passes=passes, trace=trace, stage=stage)
     return x_adv

@@ -48,7 +48,7 @@ import torch.nn as nn
 from .best_iterate import BestIterate, mis_ratio_per_image
 from .margins import js_from_ce, per_image_mean, pixel_ce
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
-from .perturbation import per_image_generators, uniform
+from .perturbation import per_image_generators, project, uniform
 from .sea_class_weights import dataset_class_weights
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
@@ -269,7 +269,7 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
         stages = list(zip(RADIUS_STAGES, stage_iterations(steps)))
         for stage, ((mult, _), n) in enumerate(stages):
             r = mult * eps
-            x_init = (x + (x_init - x).clamp(-r, r)).clamp(0.0, 1.0)  # warm start, projected into this ball
+            x_init = project(x_init, x, r, "linf")  # warm start, projected into this ball
             if n == 0:  # N < 4 leaves the first stages no iteration: they would only score their start
                 continue
             result = apgd_stage(net, x, labels, x_init, radius=r, steps=n, loss=loss, ignore_index=ignore_index,

@@ -58,14 +58,14 @@ class EvalConfig:
     # the dataset, when SEA published class weights for it ("voc", "ade20k"): the presets' mask-ce-bal uses them
     class_weights: str | None = None
     # labels of attacks that skip images an earlier attack fooled completely (set from the ensemble@N presets)
-    stop_fooled: set = field(default_factory=set)
+    stop_fooled: set = field(default_factory=set, init=False)
 
     def __post_init__(self):
         attacks = []
         for item in self.attacks:
             members = expand_preset(item, class_weights=self.class_weights)
             specs = [a if isinstance(a, AttackSpec) else AttackSpec.parse(a) for a in members]
-            if isinstance(item, str) and item.split("@")[0] == "ensemble":
+            if preset_name(item) == "ensemble":
                 self.stop_fooled.update(a.label for a in specs[1:])
             attacks += specs
         self.attacks = attacks
@@ -89,6 +89,12 @@ ENSEMBLE = ("sea_apgd:loss='mask_ce_bal'", "padam:loss='cos'", "sea_apgd:loss='j
 ENSEMBLE_RUN = 300
 
 
+def preset_name(item) -> str | None:
+    """``"sea"`` or ``"ensemble"`` for those presets' specs (``"sea@N"``, ``"ensemble"``), else None."""
+    name = item.split("@")[0] if isinstance(item, str) else None
+    return name if name in ("sea", "ensemble") else None
+
+
 def bal_weights(loss: str, class_weights: str | None) -> str:
     """The spec option that gives mask-ce-bal SEA's published weights of a known dataset ('' otherwise)."""
     return f",class_weights={class_weights!r}" if class_weights and loss == "mask_ce_bal" else ""
@@ -105,10 +111,10 @@ def expand_preset(item, *, class_weights: str | None = None):
       (SEA's members need at least 3); a later member skips images already fooled completely.
     ``class_weights`` (``"voc"``, ``"ade20k"``): SEA's published weights for the members' mask-ce-bal.
     Anything else: ``[item]``."""
-    if isinstance(item, str) and item.split("@")[0] == "sea":
+    if preset_name(item) == "sea":
         steps = item.partition("@")[2] or "300"
         return [f"sea_apgd:loss='{loss}'{bal_weights(loss, class_weights)}@{steps}" for loss in SEA_LOSSES]
-    if isinstance(item, str) and item.split("@")[0] == "ensemble":
+    if preset_name(item) == "ensemble":
         total = int(item.partition("@")[2] or "150")
         if total < 3:
             raise ValueError(f"ensemble@N needs N >= 3 passes per image, got {total}")
