@@ -21,7 +21,8 @@ RECOMPILE_LIMIT = 64
 
 
 class CapturedStep:
-    """Calls ``fn`` compiled; on a capture failure warns once and calls ``fn`` eagerly from then on."""
+    """Calls ``fn`` compiled; on a capture failure warns once and calls ``fn`` eagerly from then on.
+    ``last_captured``: whether the last call ran the captured graph; ``failed``: the capture error."""
 
     def __init__(self, fn, *, compile_step: bool | str, device: torch.device):
         if not (compile_step is True or isinstance(compile_step, str) or callable(compile_step)):
@@ -34,6 +35,7 @@ class CapturedStep:
         self.fn = fn
         self.compiled = torch.compile(fn, fullgraph=True, backend=backend, mode=mode, dynamic=False)
         self.failed: Exception | None = None
+        self.last_captured = False
 
     def __call__(self, *args):
         if self.failed is None:
@@ -44,10 +46,19 @@ class CapturedStep:
                         torch.compiler.cudagraph_mark_step_begin()
                     out = self.compiled(*args)
                 # a CUDA graph's outputs are overwritten by its next replay: keep copies
+                self.last_captured = True
                 return tuple(o.clone() if self.cuda_graphs and isinstance(o, torch.Tensor) else o for o in out)
             except (torch._dynamo.exc.TorchDynamoException,  # Unsupported, BackendCompilerFailed, ...
                     torch._dynamo.exc.FailOnRecompileLimitHit) as e:
                 self.failed = e
-                warnings.warn(f"attack step graph capture failed, running it eagerly: {type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''}", RuntimeWarning, stacklevel=3)
+                warnings.warn(f"attack step graph capture failed, running it eagerly: {self.error}", RuntimeWarning,
+                              stacklevel=3)
+        self.last_captured = False
         return self.fn(*args)
+
+    @property
+    def error(self) -> str | None:
+        """Why capture failed (``Type: first line``), or None."""
+        if self.failed is None:
+            return None
+        return f"{type(self.failed).__name__}: {str(self.failed).splitlines()[0] if str(self.failed) else ''}"

@@ -19,7 +19,7 @@ from ..outputs import class_prediction, logits_at
 from .best_iterate import BestIterate
 from .capture import CapturedStep
 from .execution import Execution, prepared_model
-from .iteration import STEP_RULES, AttackIteration
+from .iteration import STEP_RULES, AttackIteration, input_leaf
 from .model_io import FeatureHook
 from .objectives import Objective
 from .perturbation import per_image_generators
@@ -123,20 +123,24 @@ def run_attack(
                 params = None if captured is None or first else objective.kernel_params(t, steps)
                 if params is not None:  # a graph input on the device: a CUDA-graph replay copies it in
                     params = params.to(x.device, non_blocking=True)
+                ran_captured = False
                 if captured is not None and not first and (params is None or iteration.fused):
-                    x_next, loss, prediction = captured(x_adv, params, None)
+                    x_next, loss, prediction = captured(input_leaf(x_adv), params, None)
+                    ran_captured = captured.last_captured
                 else:  # the same weights from step=t (the eager loss encodes t itself)
                     x_next, loss, prediction = iteration(x_adv, None, t, first=first)
                 with torch.no_grad():
                     if trace is not None:
                         trace.record_step(restart, loss, prediction, labels, ignore_index,
-                                          objective.region_counts(attack_labels))
+                                          objective.region_counts(attack_labels), captured=ran_captured)
                     if track:
                         best.update(x_adv, prediction, labels, ignore_index)
                 x_adv = x_next
             if track:
                 with torch.no_grad():
                     best.update(x_adv, class_prediction(logits_at(forward_raw(x_adv), size)), labels, ignore_index)
+    if trace is not None and captured is not None and captured.error is not None:
+        trace.capture_error = captured.error  # the steps after it ran eagerly: recorded, not silent
     best_x = best.x if track else x_adv
     if channels_last:  # back to the layout the images came in
         return best_x.detach().contiguous(memory_format=_layout_of(images))

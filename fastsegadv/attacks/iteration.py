@@ -24,6 +24,11 @@ from .validation import check_label_range
 STEP_RULES = ("linf", "l2", "linf_normalized")  # checked by run_attack before any work
 
 
+def input_leaf(x_adv: torch.Tensor) -> torch.Tensor:
+    """The iterate as a new leaf that requires grad (the input gradient is taken w.r.t. it)."""
+    return x_adv.detach().requires_grad_(True)
+
+
 class AttackIteration:
     """``(x_adv [B, 3, H, W], params, t, first) -> (next iterate, loss, prediction [B, H, W] or None)``."""
 
@@ -43,8 +48,11 @@ class AttackIteration:
         self.fused = False  # the loss runs on a kernel (params= needs one)
 
     def __call__(self, x_adv: torch.Tensor, params: torch.Tensor | None, t: int | None, first: bool = False):
+        """``x_adv``: the iterate; a captured step gets it as a leaf that already requires grad
+        (:func:`input_leaf`, made outside the graph: dynamo 2.11 cannot trace ``requires_grad_()``)."""
         objective, size = self.objective, self.size
-        x_adv = x_adv.detach().requires_grad_(True)
+        if not (x_adv.requires_grad and x_adv.is_leaf):
+            x_adv = input_leaf(x_adv)
         with torch.enable_grad():
             raw = self.forward_raw(x_adv)  # [B, C, h, w]
             if first:

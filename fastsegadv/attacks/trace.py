@@ -17,7 +17,10 @@ class AttackTrace:
     the attack (no host sync) and converted by :meth:`as_dicts`.
 
     With ``num_classes`` set, ``confusion`` also keeps each iteration's ``[C, C]`` confusion matrix of
-    the prediction (for mIoU-vs-iteration curves, 001 Fig. 2)."""
+    the prediction (for mIoU-vs-iteration curves, 001 Fig. 2).
+
+    ``captured`` says per iteration whether it ran as a captured graph (``compile_step``); where capture
+    failed and the attack went on eagerly, ``capture_error`` says why (never a silent fallback)."""
 
     loss: list = field(default_factory=list)
     mis_ratio: list = field(default_factory=list)
@@ -26,10 +29,14 @@ class AttackTrace:
     num_classes: int | None = None
     ignore_index: int = 255
     confusion: list = field(default_factory=list)
+    captured: list = field(default_factory=list)
+    capture_error: str | None = None
 
     def record(self, restart: int, loss: torch.Tensor, mis_ratio: torch.Tensor, regions: torch.Tensor | None,
-               prediction: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> None:
+               prediction: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+               captured: bool = False) -> None:
         self.restart.append(restart)
+        self.captured.append(captured)
         self.loss.append(loss.detach().float())
         self.mis_ratio.append(mis_ratio.detach().float())
         self.regions.append(None if regions is None else regions.detach())
@@ -38,19 +45,21 @@ class AttackTrace:
             self.confusion.append(counts.sum(0))  # [C, C]
 
     def record_step(self, restart: int, loss: torch.Tensor, prediction: torch.Tensor, labels: torch.Tensor,
-                    ignore_index: int, regions: torch.Tensor | None = None) -> None:
+                    ignore_index: int, regions: torch.Tensor | None = None, captured: bool = False) -> None:
         """One iteration from this forward's ``prediction [B, H, W]``: the loss, the batch's MisRatio over
         all its valid pixels and (with ``num_classes``) the confusion counts."""
         mis = mis_ratio_per_image(prediction, labels, ignore_index)
         valid = (labels != ignore_index).flatten(1).sum(1).float()
-        self.record(restart, loss, (mis * valid).sum() / valid.sum().clamp_min(1), regions, prediction, labels)
+        self.record(restart, loss, (mis * valid).sum() / valid.sum().clamp_min(1), regions, prediction, labels,
+                    captured)
 
     def as_dicts(self) -> list[dict]:
         rows = []
         step = 0
         for i, r in enumerate(self.restart):
             step = 1 if i == 0 or self.restart[i - 1] != r else step + 1
-            row = {"restart": r, "step": step, "loss": float(self.loss[i]), "mis_ratio": float(self.mis_ratio[i])}
+            row = {"restart": r, "step": step, "loss": float(self.loss[i]), "mis_ratio": float(self.mis_ratio[i]),
+                   "captured": self.captured[i]}
             if self.regions[i] is not None:
                 t, b, f = (int(v) for v in self.regions[i].tolist())
                 row.update(true=t, boundary=b, false=f)

@@ -82,7 +82,10 @@ def test_capture_keeps_trace_and_best_iterate(tiny_model, batch):
     captured = A.segpgd(tiny_model, x, y, steps=4, seed=0, trace=traces[1], best_iterate=True,
                         compile_step=counter)
     assert counter.runs == 3 and torch.equal(captured, eager)
-    assert [r for r in traces[0].as_dicts()] == [r for r in traces[1].as_dicts()]
+    rows = [[{k: v for k, v in r.items() if k != "captured"} for r in t.as_dicts()] for t in traces]
+    assert rows[0] == rows[1]
+    assert [r["captured"] for r in traces[1].as_dicts()] == [False, True, True, True]  # step 1 runs eagerly
+    assert not any(r["captured"] for r in traces[0].as_dicts()) and traces[1].capture_error is None
 
 
 class _DataDependent(torch.nn.Module):
@@ -101,9 +104,14 @@ def test_capture_failure_falls_back_to_eager(tiny_model, batch):
     x, y = batch
     model = _DataDependent(tiny_model)
     eager = A.pgd(model, x, y, steps=3, seed=0)
+    trace = A.AttackTrace()
     with pytest.warns(RuntimeWarning, match="graph capture failed"):
-        captured = A.pgd(model, x, y, steps=3, seed=0, compile_step="aot_eager")
+        captured = A.pgd(model, x, y, steps=3, seed=0, compile_step="aot_eager", trace=trace)
     assert torch.equal(captured, eager)
+    # recorded, not silent: no step ran captured, and the trace says why
+    assert [r["captured"] for r in trace.as_dicts()] == [False, False, False]
+    assert trace.capture_error is not None and trace.capture_error.split(":")[0] in (
+        "Unsupported", "UserError", "BackendCompilerFailed", "InternalTorchDynamoError")
 
 
 def test_compile_step_validation(tiny_model, batch):
