@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo test lint bench cuda-check gpu-check venv-check at-study
+.PHONY: setup demo test lint bench cuda-check gpu-check gpu-twin venv-check at-study
 setup:
 	bash scripts/setup_env.sh
 
@@ -19,10 +19,16 @@ lint: setup
 cuda-check: setup
 	bash scripts/compile_cuda.sh
 
-# on a machine with an NVIDIA GPU: build, CUDA/Triton tests, GPU benchmarks -> benchmarks/results/<gpu>/
-# (no `setup`: it uses the machine's own CUDA torch; stops at once without a GPU). OUT=dir to choose the folder.
+# on a machine with an NVIDIA GPU, one command of <= 540 s: build, CUDA/Triton vs eager, GPU benchmarks ->
+# benchmarks/results/<gpu>/ (no `setup`: it uses the machine's own CUDA torch; stops at once without a GPU).
+# OUT=dir chooses the folder, PART=2 runs the second call (the rest of the CUDA tests, upsample, bf16).
 gpu-check:
-	$(PYTHON) scripts/gpu_check.py $(OUT)
+	$(PYTHON) scripts/gpu_check.py $(if $(OUT),$(abspath $(OUT))) $(if $(PART),--part $(PART))
+
+# the GPU machine's software (Python 3.12, torch 2.11 CUDA 13.0, Triton 3.6) rebuilt here in a venv, and
+# every GPU-path check that needs no GPU -> benchmarks/results/gpu_twin/summary.json (issue 20)
+gpu-twin:
+	bash scripts/gpu_twin.sh
 
 # the README's own-environment commands in a fresh venv (its own pip, setuptools >= 80, wheel)
 venv-check: setup

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -39,6 +40,18 @@ def device_name() -> str:
     except OSError:
         pass
     return f"{cpu} ({torch.get_num_threads()} threads)"
+
+
+def commit_id() -> str:
+    """The commit, without requiring git (a lent GPU machine may have none): git if it answers, else
+    ``FASTSEGADV_COMMIT``, else "unknown"."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except OSError:
+        pass
+    return os.environ.get("FASTSEGADV_COMMIT", "unknown")
 
 
 def summarise_e2e(raw: dict) -> list[dict]:
@@ -231,9 +244,7 @@ def main() -> int:
             cmd += ["-k", args.k]
         rc = subprocess.call(cmd)
         raw = json.loads(raw_path.read_text())
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
-    ).stdout.strip()
+    commit = commit_id()
     meta = {"device": dev, "torch": torch.__version__, "python": platform.python_version(), "commit": commit}
     rows = summarise(raw) + summarise_e2e(raw)
     (out / "raw.json").write_text(json.dumps(raw, indent=1))

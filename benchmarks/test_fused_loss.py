@@ -9,6 +9,8 @@ defaults: label check, backend choice, autograd) beside the bare kernel op.
 Providers: ``reference`` (eager), ``compiled`` (torch.compile of the reference, only at the largest CPU
 shape: compiling every case would take longer than the rest), ``cpp``, ``triton`` (GPU only).
 """
+import os
+
 import pytest
 import torch
 
@@ -34,6 +36,15 @@ MODES = {
 }
 PROVIDERS = ["reference", "compiled", "cpp", "triton"]
 COMPILED_SHAPES = {(1, 19, 512, 1024), (8, 21, 128, 256)} if not CUDA else {(8, 19, 512, 1024), (8, 150, 512, 512)}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16} if CUDA else {"fp32": torch.float32}
+# make gpu-check (FASTSEGADV_GPU_CHECK=1): the part that fits its stage, the two ratio shapes, ce and
+# segpgd, fp32 and bf16 (whatever the device, so a stand-in run exercises the same selection)
+QUICK = os.environ.get("FASTSEGADV_GPU_CHECK") == "1"
+if QUICK:
+    SHAPES = [(8, 19, 512, 1024), (8, 150, 512, 512)]
+    COMPILED_SHAPES = set(SHAPES)
+    MODES = {k: MODES[k] for k in ("ce", "segpgd")}
+    DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 _compiled = {}
 
 
@@ -42,10 +53,10 @@ def sync():
         torch.cuda.synchronize()
 
 
-def make(shape):
+def make(shape, dtype=torch.float32):
     b, c, h, w = shape
     g = torch.Generator().manual_seed(0)
-    z = torch.randn(shape, generator=g).to(DEVICE)
+    z = torch.randn(shape, generator=g).to(DEVICE, dtype)
     y = torch.randint(0, c, (b, h, w), generator=g)
     y[:, : h // 8] = 255
     state = torch.randint(0, 3, (b, h, w), generator=g).to(torch.uint8)
@@ -56,18 +67,25 @@ def ident(shape):
     return "x".join(map(str, shape))
 
 
-def record(benchmark, shape, fn, **info):
+def label(shape, dtype: str = "fp32"):
+    """The row key: the shape, and the dtype when it is not fp32 (a bf16 case is compared with the bf16
+    copy_ and reference of the same shape)."""
+    return ident(shape) + ("" if dtype == "fp32" else f" {dtype}")
+
+
+def record(benchmark, shape, fn, dtype: str = "fp32", **info):
     """Shape, bytes moved (the roofline proxy) and the peak memory of one more call of ``fn``."""
-    nbytes = 2 * torch.Size(shape).numel() * 4  # read logits + write gradient (fp32)
-    benchmark.extra_info.update(shape=ident(shape), bytes=nbytes, **info)
+    nbytes = 2 * torch.Size(shape).numel() * DTYPES[dtype].itemsize  # read logits + write gradient
+    benchmark.extra_info.update(shape=label(shape, dtype), bytes=nbytes, **info)
     peak = peak_bytes(fn, DEVICE)
     if peak is not None:
         benchmark.extra_info["peak_bytes"] = peak
 
 
+@pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("shape", SHAPES, ids=ident)
-def test_clone(benchmark, shape):
-    z, _, _ = make(shape)
+def test_clone(benchmark, shape, dtype):
+    z, _, _ = make(shape, DTYPES[dtype])
 
     def run():
         out = z.clone()
@@ -75,12 +93,13 @@ def test_clone(benchmark, shape):
         return out
 
     benchmark(run)
-    record(benchmark, shape, run, mode="-", provider="clone")
+    record(benchmark, shape, run, dtype, mode="-", provider="clone")
 
 
+@pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("shape", SHAPES, ids=ident)
-def test_copy(benchmark, shape):
-    z, _, _ = make(shape)
+def test_copy(benchmark, shape, dtype):
+    z, _, _ = make(shape, DTYPES[dtype])
     buf = torch.empty_like(z)
 
     def run():
@@ -89,7 +108,7 @@ def test_copy(benchmark, shape):
         return buf
 
     benchmark(run)
-    record(benchmark, shape, run, mode="-", provider="copy_")
+    record(benchmark, shape, run, dtype, mode="-", provider="copy_")
 
 
 API_SHAPE = (1, 19, 512, 1024)
@@ -100,6 +119,8 @@ def test_public_api_vs_bare_op(benchmark, provider):
     """SegPGD loss forward + input gradient: ``segpgd_loss`` + ``torch.autograd.grad`` with every default
     (label check, backend choice) vs the kernel op alone (on CPU its forward writes the gradient in the
     same pass; elsewhere forward then backward op). Issue 11's 2.5x regression lived in the gap."""
+    if QUICK:
+        pytest.skip("gpu-check measures the two ratio shapes only")
     if not backend.available("cpp", DEVICE) and provider == "op":
         pytest.skip("the compiled op is not available")
     z, y, _ = make(API_SHAPE)
@@ -127,21 +148,24 @@ def test_public_api_vs_bare_op(benchmark, provider):
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("shape", SHAPES, ids=ident)
-def test_fused_forward_backward(benchmark, shape, mode, provider):
+def test_fused_forward_backward(benchmark, shape, mode, dtype, provider):
     headline = mode in ("segpgd", "regions", "cospgd", "entropy")
     if provider == "compiled" and (shape not in COMPILED_SHAPES or not headline):
         pytest.skip("torch.compile(reference) is measured at the ratio shapes for the four headline modes")
+    if provider == "compiled" and QUICK and dtype != "fp32":
+        pytest.skip("gpu-check compiles the reference in fp32 only (each compile costs ~20 s of its stage)")
     if provider in ("cpp", "triton") and not backend.available(provider, DEVICE):
         pytest.skip(f"{provider} not available on {DEVICE.type}")
     if provider == "triton" and DEVICE.type == "cpu":
         pytest.skip("the Triton interpreter is not a performance path")
-    z, y, state = make(shape)
+    z, y, state = make(shape, DTYPES[dtype])
     z.requires_grad_(True)
     w = MODES[mode]
     if provider == "compiled":
-        key = (shape, mode)
+        key = (shape, mode, dtype)
         if key not in _compiled:
             def ref(t, s):
                 return weighted_cross_entropy_reference(t, y, weighting=w, step=2, steps=10, region_state=s,
@@ -162,4 +186,4 @@ def test_fused_forward_backward(benchmark, shape, mode, provider):
         step()
     g = benchmark(step)
     assert torch.isfinite(g).all()
-    record(benchmark, shape, step, mode=mode, provider=provider)
+    record(benchmark, shape, step, dtype, mode=mode, provider=provider)

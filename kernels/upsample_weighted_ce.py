@@ -39,6 +39,11 @@ from .weighted_ce import (
 )
 
 BLOCK_J = 32
+# Forward tile [C_CHUNK, BLOCK_P] of 2048 values over 8 warps (8 per thread; each is interpolated from 4
+# taps): ptxas sm_90 gives 114-128 registers under Triton 3.6 and 56-64 under 3.9, no spills. Tiles of
+# 4096 over 4 warps took 255 registers and spilled up to 1068 B in every specialisation under 3.6
+# (tests/ops/triton_gpu_compile.py --resources; benchmarks/results/triton_resources/).
+FWD_TILE, FWD_WARPS = 2048, 8
 
 
 @functools.lru_cache(maxsize=64)
@@ -193,7 +198,7 @@ def upsample_weighted_ce_forward(logits, labels, region_state, params, flags, ig
     always comes from :func:`upsample_weighted_ce_backward` (the third output is empty)."""
     logits, b, c, h, w, H, W, c_chunk, n_chunks, ay, ax = _geometry(logits, labels, align_corners)
     labels = labels.contiguous()
-    block_p = max(16, min(256, 4096 // c_chunk))
+    block_p = max(16, min(256, FWD_TILE // c_chunk))
     nblk = triton.cdiv(H * W, block_p)
     loss = torch.empty((b, H * W) if per_pixel else (1,), dtype=torch.float32, device=logits.device)
     partial = torch.empty((b * nblk, NUM_STATS), dtype=torch.float32, device=logits.device)
@@ -202,7 +207,8 @@ def upsample_weighted_ce_forward(logits, labels, region_state, params, flags, ig
         _fwd_kernel[(b * nblk,)](
             logits, labels, state, loss, partial, *ay[:4], *ax[:4], kernel_params(params, logits.device),
             c, W, H * W, nblk, logits.stride(0), logits.stride(1), logits.stride(2), logits.stride(3), ignore_index,
-            FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks)
+            FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks,
+            num_warps=FWD_WARPS)
     stats = partial.view(b, nblk, NUM_STATS).double().sum(1)
     loss = loss.view(b, H, W) if per_pixel else loss.new_empty((0,))
     return loss, stats, loss.new_empty((0,))

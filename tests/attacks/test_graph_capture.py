@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fastsegadv import attacks as A
+from fastsegadv import backend
 from fastsegadv._ops import CPP_AVAILABLE
 
 pytestmark = pytest.mark.skipif(not CPP_AVAILABLE, reason="the captured step runs the compiled kernels")
@@ -216,15 +217,21 @@ def test_captured_step_kernels_take_t_from_a_tensor(kernel, monkeypatch):
     schema = str(torch.ops.fastsegadv.weighted_ce_forward.default._schema)
     assert "Tensor params" in schema and "float[] params" not in schema
 
+    # Triton runs on CUDA tensors on a GPU machine (TRITON_INTERPRET=0 there) and on CPU tensors only
+    # under the interpreter; the C++ kernels on whichever device they are built for
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    backend_name = "triton" if "triton" in kernel else "cpp"
+    if not backend.available(backend_name, device):
+        pytest.skip(f"{backend_name} kernels are not available on {device.type} here")
     weighting = Weighting(segpgd="linear")
     g = torch.Generator().manual_seed(3)
     small = "upsample" in kernel
-    z = torch.randn(2, 5, 4 if small else 8, 5 if small else 10, generator=g, requires_grad=True)
-    y = torch.randint(0, 5, (2, 8, 10), generator=g)
-    empty = torch.empty(0, dtype=torch.uint8)
+    z = torch.randn(2, 5, 4 if small else 8, 5 if small else 10, generator=g).to(device).requires_grad_(True)
+    y = torch.randint(0, 5, (2, 8, 10), generator=g).to(device)
+    empty = torch.empty(0, dtype=torch.uint8, device=device)
     flags, p2 = encode(weighting, 2, 10, True)
     _, p9 = encode(weighting, 9, 10, True)
-    params = torch.tensor(p2)
+    params = torch.tensor(p2, device=device)
 
     def loss_and_grad(prm):
         out = fused_weighted_ce(z, y, empty, prm, flags, 255, "mean", kernel, True)[0]
@@ -235,11 +242,11 @@ def test_captured_step_kernels_take_t_from_a_tensor(kernel, monkeypatch):
     monkeypatch.setattr(torch.Tensor, "tolist", lambda t: tolist_reads.append(t) or real_tolist(t))  # no dispatch
     with _HostReads(params) as mode:
         loss2, grad2 = loss_and_grad(params)
-        params.copy_(torch.tensor(p9))  # "replay" at t = 9 with the same tensor
+        params.copy_(torch.tensor(p9, device=device))  # "replay" at t = 9 with the same tensor
         loss9, grad9 = loss_and_grad(params)
     assert mode.reads == 0
     assert not [t for t in tolist_reads if t.untyped_storage().data_ptr() == params.untyped_storage().data_ptr()]
-    fresh9 = loss_and_grad(torch.tensor(p9))
+    fresh9 = loss_and_grad(torch.tensor(p9, device=device))
     torch.testing.assert_close(loss9, fresh9[0])
     torch.testing.assert_close(grad9, fresh9[1])
     assert not torch.allclose(loss2, loss9)

@@ -16,16 +16,19 @@ KERNELS = {"weighted_ce._fwd_kernel", "weighted_ce._bwd_kernel", "upsample_weigh
            "masked_class_sums._sums_kernel", "masked_class_sums._gather_kernel"}
 
 
-def test_every_triton_kernel_compiles_for_sm90(tmp_path):
+def test_every_triton_kernel_compiles_for_sm90_without_spills(tmp_path):
+    """Also the register report (ptxas -v): no specialisation may spill (``--fail-on-spill``)."""
     pytest.importorskip("triton.backends.nvidia")
     out = tmp_path / "compile.json"
     env = dict(os.environ, TRITON_INTERPRET="0")
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--arch", "90", "--json", str(out)], env=env,
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--arch", "90", "--json", str(out), "--workers", "2",
+                           "--resources", str(tmp_path / "resources.md"), "--fail-on-spill"], env=env,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-6000:]
     report = json.loads(out.read_text())
     summary = report["summary"]
-    assert summary["failed"] == 0
+    assert summary["failed"] == 0 and summary["spilling"] == 0
+    assert all(r["registers"] <= 255 for r in report["results"])
     assert set(summary["kernels"]) == KERNELS  # every kernel module's launchers were driven
     assert summary["launches"] >= 200
     # the real specialisations: fp16/bf16 logits and the constexpr mode flags reached the compiler

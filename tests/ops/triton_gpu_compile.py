@@ -4,7 +4,10 @@ Run as a script with ``TRITON_INTERPRET=0`` (tests/ops/test_triton_gpu_compile.p
 ``python tests/ops/triton_gpu_compile.py [--arch 90] [--json out.json] [--resources report.md]``.
 ``--resources`` also runs each launch's PTX through the bundled ``ptxas -v`` with Triton's own options and
 writes registers, stack frame and spills per kernel and specialisation (the table the kernels issue asks
-for; slower: one more ptxas call per launch).
+for; slower: one more ptxas call per launch). ``--workers N`` splits the launches over N processes
+(``--shard i/N`` is one of them); every launch's row is appended to a JSON-lines file as soon as it is
+compiled and the report is rewritten every few seconds, so a run killed at its time limit still leaves
+the launches it reached. ``--fail-on-spill`` makes a spilling specialisation an error.
 
 The interpreter that runs the kernels in the rest of the suite never makes the checks of Triton's
 compiler (an unreadable global, a type error in a branch that is not taken, an op the GPU backend does
@@ -63,7 +66,8 @@ class CompileOnlyDriver:
 
 
 RESULTS: list[dict] = []
-RESOURCES = {"enabled": False, "arch": 90}
+RESOURCES = {"enabled": False, "arch": 90, "only": ""}
+ROWS_FILE: dict = {"f": None}  # JSON lines, one per compiled launch (flushed: a killed run keeps them)
 _PTXAS_REGS = re.compile(r"Used (\d+) registers")
 _PTXAS_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 
@@ -99,6 +103,8 @@ def _describe(args, kwargs) -> str:
 def _compiling_getitem(self: JITFunction, grid):
     def launch(*args, **kwargs):
         name = self.fn.__module__.rsplit(".", 1)[-1] + "." + self.fn.__name__
+        if RESOURCES["only"] not in name:
+            return None
         spec = _describe(args, kwargs)
         t0 = time.perf_counter()
         try:
@@ -113,6 +119,9 @@ def _compiling_getitem(self: JITFunction, grid):
             row.update(ptxas_resources(kernel.asm["ptx"], RESOURCES["arch"]))
             row["num_warps"] = kernel.metadata.num_warps
         RESULTS.append(row)
+        if ROWS_FILE["f"] is not None:
+            ROWS_FILE["f"].write(json.dumps(row) + "\n")
+            ROWS_FILE["f"].flush()
         return None
 
     return launch
@@ -204,34 +213,94 @@ def resource_report(results: list[dict], summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def spilling(results: list[dict]) -> list[dict]:
+    return [r for r in results if r.get("spill_store_bytes") or r.get("spill_load_bytes")]
+
+
+def summarise(results: list[dict], arch: int, seconds: float) -> dict:
+    return {"arch": f"sm_{arch}", "triton": triton.__version__, "launches": len(results),
+            "failed": sum(1 for r in results if not r["ok"]), "spilling": len(spilling(results)),
+            "kernels": sorted({r["kernel"] for r in results}), "seconds": round(seconds, 1)}
+
+
+def write_outputs(args, results: list[dict], seconds: float) -> dict:
+    summary = summarise(results, args.arch, seconds)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "results": results}, f, indent=1)
+    if args.resources:
+        tmp = args.resources + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(resource_report(results, summary))
+        os.replace(tmp, args.resources)
+    return summary
+
+
+def read_rows(path: str) -> list[dict]:
+    rows = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.endswith("\n"):  # a line cut by a kill is not a row
+                    rows.append(json.loads(line))
+    except FileNotFoundError:
+        pass
+    return rows
+
+
+def run_workers(args) -> tuple[list[dict], list[int]]:
+    """``--workers N``: N processes, each compiling every N-th launch; their rows merged every 3 s."""
+    with tempfile.TemporaryDirectory() as d:
+        paths = [os.path.join(d, f"shard{i}.jsonl") for i in range(args.workers)]
+        common = ["--arch", str(args.arch), "--only", args.only] + (["--with-resources"] if args.resources else [])
+        procs = [subprocess.Popen([sys.executable, __file__, *common, "--shard", f"{i}/{args.workers}",
+                                   "--rows", paths[i]]) for i in range(args.workers)]
+        t0 = time.perf_counter()
+        while any(p.poll() is None for p in procs):
+            time.sleep(3)
+            write_outputs(args, [r for p in paths for r in read_rows(p)], time.perf_counter() - t0)
+        return [r for p in paths for r in read_rows(p)], [p.returncode for p in procs]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability x 10 (90: H100/H200)")
     ap.add_argument("--json", help="write every launch's result here")
     ap.add_argument("--resources", help="also write registers / stack / spills per kernel (Markdown) here")
+    ap.add_argument("--with-resources", action="store_true", help=argparse.SUPPRESS)  # a worker of --resources
+    ap.add_argument("--workers", type=int, default=1, help="compile in this many processes")
+    ap.add_argument("--shard", default="0/1", help="I/N: compile only launches I, I+N, I+2N, ...")
+    ap.add_argument("--rows", help="append each launch's row to this JSON-lines file as it is compiled")
+    ap.add_argument("--only", default="", help="compile only the kernels whose name contains this")
+    ap.add_argument("--fail-on-spill", action="store_true", help="exit 1 when a specialisation spills")
     args = ap.parse_args(argv)
-    if args.resources and get_ptxas is None:
+    if (args.resources or args.with_resources) and get_ptxas is None:
         raise SystemExit("--resources needs Triton's NVIDIA backend (triton.backends.nvidia)")
-    RESOURCES.update(enabled=bool(args.resources), arch=args.arch)
-    triton_driver.set_active(CompileOnlyDriver(args.arch))
-    JITFunction.__getitem__ = _compiling_getitem
     t0 = time.perf_counter()
-    for case in _cases():
-        case()
-    failed = [r for r in RESULTS if not r["ok"]]
-    kernels = sorted({r["kernel"] for r in RESULTS})
-    summary = {"arch": f"sm_{args.arch}", "triton": triton.__version__, "launches": len(RESULTS),
-               "failed": len(failed), "kernels": kernels, "seconds": round(time.perf_counter() - t0, 1)}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"summary": summary, "results": RESULTS}, f, indent=1)
-    if args.resources:
-        with open(args.resources, "w") as f:
-            f.write(resource_report(RESULTS, summary))
+    if args.workers > 1:
+        results, codes = run_workers(args)
+        crashed = any(c != 0 for c in codes) and not any(not r["ok"] for r in results)
+    else:
+        shard, n_shards = (int(v) for v in args.shard.split("/"))
+        RESOURCES.update(enabled=bool(args.resources or args.with_resources), arch=args.arch, only=args.only)
+        triton_driver.set_active(CompileOnlyDriver(args.arch))
+        JITFunction.__getitem__ = _compiling_getitem
+        if args.rows:
+            ROWS_FILE["f"] = open(args.rows, "a")
+        for k, case in enumerate(_cases()):
+            if k % n_shards == shard:
+                case()
+        results, crashed = RESULTS, False
+    summary = write_outputs(args, results, time.perf_counter() - t0)
+    failed = [r for r in results if not r["ok"]]
     for r in failed:
         print(f"FAILED {r['kernel']}({r['spec']}):\n  {r['error']}", file=sys.stderr)
+    spills = spilling(results) if args.fail_on_spill else []
+    for r in spills:
+        print(f"SPILLS {r['kernel']} ({r['registers']} registers, {r['spill_store_bytes']} B stored): "
+              f"{r['spec']}", file=sys.stderr)
     print(json.dumps(summary))
-    return 1 if failed or not RESULTS else 0
+    return 1 if failed or spills or crashed or not results else 0
 
 
 if __name__ == "__main__":
