@@ -45,7 +45,11 @@ def main(argv=None) -> int:
             print(f"fastsegadv {argv[0]}: error: {e}", file=sys.stderr)
             return 2
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as e:  # bad input: one clear line, exit 2
+        print(f"fastsegadv {argv[0] if argv else ''}: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

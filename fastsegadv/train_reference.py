@@ -21,6 +21,7 @@ from torch.utils.data import TensorDataset
 from . import atomic_io
 from .data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
 from .models import ARCHITECTURES, checkpoint_path
+from .safe_load import UnreadableFile, load_file, load_weights
 from .training import TrainConfig, fit
 
 # shipped name -> (architecture, width, the shipped model a PGD-AT one is fine-tuned from; None: clean training)
@@ -47,7 +48,10 @@ def train(
     test_x, test_y = make_digit_scenes("test", num_images=128, seed=seed)
     model = ARCHITECTURES[arch](NUM_CLASSES, width=width)
     if init is not None:
-        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["state_dict"])
+        ck = load_file(init, what="a model file written by fastsegadv (--init)")
+        if not isinstance(ck, dict) or "state_dict" not in ck:
+            raise UnreadableFile(f"{init} is not a model file written by fastsegadv (no 'state_dict'; --init)")
+        load_weights(model, ck["state_dict"], path=init)
     config = TrainConfig(
         attack="pgd@3" if adversarial else None, eps=eps, alpha=0.01, clean_fraction=0.5, epochs=epochs,
         batch_size=batch_size, lr=lr, weight_decay=1e-4, optimizer="adamw", schedule="onecycle", seed=seed,

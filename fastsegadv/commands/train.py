@@ -105,6 +105,9 @@ def build_parser(prog: str = "fastsegadv train") -> argparse.ArgumentParser:
     )
     g.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
     g.add_argument("--no-resume", action="store_true", help="start over even if OUTPUT/last.pt exists")
+    g.add_argument("--resume-with-changes", action="store_true",
+                   help="resume OUTPUT/last.pt even where its saved settings differ from these (else refused, "
+                        "naming the options; a longer --epochs alone needs no flag)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -147,6 +150,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         checkpoint_dir=str(args.output),
         checkpoint_every=args.checkpoint_every,
         resume=not args.no_resume,
+        resume_with_changes=args.resume_with_changes,
         num_workers=args.num_workers,
         progress=not args.no_progress,
     )

@@ -6,10 +6,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-import torch
 import torch.nn as nn
 
 from .. import atomic_io
+from ..safe_load import load_file, load_weights
 from .pretrained import ARCHITECTURES, SHIPPED, load_pretrained
 from .tiny_deeplab import TinyDeepLab
 
@@ -35,25 +35,34 @@ def load_model(spec: str, *, num_classes: int | None = None, weights: str | Path
     if path.suffix in (".pt", ".pth") or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist (shipped models: {', '.join(SHIPPED)})")
-        ck = torch.load(path, map_location=map_location, weights_only=True)
+        ck = load_file(path, what="a model file written by `fastsegadv train`", map_location=map_location)
         if not isinstance(ck, dict) or ck.get("arch") not in ARCHITECTURES:
-            raise ValueError(f"{path} is not a model file written by fastsegadv (no 'arch' entry); load your own "
-                             "architecture with a factory 'package.module:function' and --weights")
+            hint = (" (it is a training checkpoint: use OUTPUT/model.pt, or resume with `fastsegadv train`)"
+                    if isinstance(ck, dict) and "world_size" in ck else "")
+            raise ValueError(f"{path} is not a model file written by fastsegadv (no 'arch' entry){hint}; load your "
+                             "own architecture with a factory 'package.module:function' and --weights")
         extra = ({"norm": ck.get("norm", "batch"), "aux_head": bool(ck.get("aux_head", False))}
                  if ck["arch"] == "tiny_deeplab" else {})
         model = ARCHITECTURES[ck["arch"]](int(ck["num_classes"]), width=int(ck["width"]), **extra)
-        model.load_state_dict(ck["state_dict"])
+        load_weights(model, ck["state_dict"], path=path)
         return model.eval()
     if ":" in spec:
         mod_name, _, fn_name = spec.partition(":")
         try:
             factory = getattr(importlib.import_module(mod_name), fn_name)
         except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot import model factory {spec!r}: {e}") from e
-        model = factory(num_classes=num_classes) if num_classes is not None else factory()
+            raise ValueError(f"cannot import model factory {spec!r}: {e}") from None
+        if not callable(factory):
+            raise ValueError(f"model factory {spec!r} is a {type(factory).__name__}, not a function or class")
+        try:
+            model = factory(num_classes=num_classes) if num_classes is not None else factory()
+        except Exception as e:  # noqa: BLE001  (the user's code: its failure becomes one line naming it)
+            raise ValueError(f"model factory {spec!r} failed: {type(e).__name__}: {e}") from None
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model factory {spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
         if weights is not None:
-            state = torch.load(weights, map_location=map_location, weights_only=True)
-            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+            state = load_file(weights, what="a state dict (--weights)", map_location=map_location)
+            load_weights(model, state.get("state_dict", state) if isinstance(state, dict) else state, path=weights)
         return model.eval()
     raise ValueError(f"unknown model {spec!r}: give a shipped name ({', '.join(SHIPPED)}), a .pt file written by "
                      "`fastsegadv train`, or a factory 'package.module:function'")

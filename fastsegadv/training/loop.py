@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from ..distributed.context import DistContext, all_gather_objects, all_reduce_su
 from ..distributed.sharding import clean_confusion, collate, image_seed, stack_items
 from ..metrics import ConfusionMatrix
 from ..outputs import class_prediction, logits_at
+from . import checkpoint
 from .at_batch import adversarial_batch, adversarial_training_loss
 
 CHECKPOINT_NAME = "last.pt"
@@ -66,6 +68,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None  # last.pt, metrics.json; None = no checkpoints
     checkpoint_every: int = 0  # also checkpoint every this many steps (0: at the end of each epoch only)
     resume: bool = True  # continue from checkpoint_dir/last.pt when it exists
+    resume_with_changes: bool = False  # resume even where the saved config differs (else: refused, named)
     eval_batch_size: int = 64
     num_workers: int = 0  # DataLoader workers for the training data (0: load in the main process)
     progress: bool = True
@@ -131,6 +134,17 @@ def _scheduler(opt, cfg: TrainConfig, total: int):
     if cfg.schedule == "poly":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda it: (1 - min(it, total - 1) / total) ** 0.9)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0)
+
+
+def _scheduler_at(opt, cfg: TrainConfig, total: int, done: int):
+    """A fresh schedule of ``total`` steps brought to step ``done`` (a resume whose length or schedule
+    changed: the saved state belongs to another schedule)."""
+    sched = _scheduler(opt, cfg, total)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "step() before optimizer.step()": no optimiser step is meant here
+        for _ in range(min(done, total)):
+            sched.step()
+    return sched
 
 
 def _rng_state(ctx: DistContext) -> dict:
@@ -210,17 +224,36 @@ def fit(
     start_epoch, start_step, history = 0, 0, []
     meter = _EpochMeter(num_classes, cfg.ignore_index, device)
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+    if ckpt_dir is not None and ctx.is_main:
+        checkpoint.remove_stale_temporaries(ckpt_dir, CHECKPOINT_NAME)  # left by a kill during a write
     if ckpt_dir is not None and cfg.resume and (ckpt_dir / CHECKPOINT_NAME).exists():
-        ck = torch.load(ckpt_dir / CHECKPOINT_NAME, map_location=device, weights_only=False)
+        path = ckpt_dir / CHECKPOINT_NAME
+        ck = checkpoint.load(path, map_location=device)
         if ck["world_size"] != ctx.world_size:
-            raise ValueError(f"checkpoint was written by {ck['world_size']} ranks; resume with the same number")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+            raise checkpoint.CheckpointError(f"{path} was written by {ck['world_size']} ranks; resume with the "
+                                             "same number")
+        changes = checkpoint.check_resume(path, ck["config"], dataclasses.asdict(cfg), dataset_size=n,
+                                          saved_dataset_size=ck["dataset_size"], allow_changes=cfg.resume_with_changes)
+        try:
+            model.load_state_dict(ck["model"])
+        except RuntimeError as e:
+            raise checkpoint.CheckpointError(f"{path} holds the weights of another model: "
+                                             f"{str(e).splitlines()[-1].strip()[:300]}") from None
+        if "optimizer" not in changes:
+            opt.load_state_dict(ck["optimizer"])
+        start_epoch, start_step, history = ck["epoch"], ck["step"], ck["history"]
+        if start_step >= steps_per_epoch:  # fewer steps per epoch than when it was saved
+            start_epoch, start_step = start_epoch + 1, 0
+        if changes.keys() & {"epochs", "batch_size", "num_images (training set size)", "schedule", "lr", "optimizer"}:
+            sched = _scheduler_at(opt, cfg, total, start_epoch * steps_per_epoch + start_step)
+        else:
+            sched.load_state_dict(ck["scheduler"])
         scaler.load_state_dict(ck["scaler"])
         _set_rng_state(ck["rng"][ctx.rank], ctx)
-        start_epoch, start_step, history = ck["epoch"], ck["step"], ck["history"]
         meter.load_state_dict(ck["meter"][ctx.rank])
+        if changes and ctx.is_main:
+            tqdm.write("resuming with changed settings (--resume-with-changes): "
+                       + "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
 
     def save_checkpoint(epoch: int, step: int) -> None:
         if ckpt_dir is None:
@@ -228,11 +261,11 @@ def fit(
         rngs = all_gather_objects(_rng_state(ctx), ctx)
         meters = all_gather_objects(meter.state_dict(), ctx)
         if ctx.is_main:
-            atomic_io.torch_save({
+            checkpoint.save({
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "scaler": scaler.state_dict(), "rng": rngs, "meter": meters, "epoch": epoch, "step": step,
                 "history": history, "world_size": ctx.world_size, "config": dataclasses.asdict(cfg),
-                "num_classes": num_classes,
+                "num_classes": num_classes, "dataset_size": n,
             }, ckpt_dir / CHECKPOINT_NAME)
 
     bar = tqdm(total=total, initial=start_epoch * steps_per_epoch + start_step, desc="training",
@@ -289,6 +322,8 @@ def fit(
         for cb in callbacks:
             cb("epoch_end", record)
     bar.close()
+    if ckpt_dir is not None and ctx.is_main:  # also when a resume found training complete (a kill after the
+        atomic_io.write_text(ckpt_dir / "metrics.json", json.dumps(history, indent=1))  # last checkpoint)
     model.eval()
     return history
 

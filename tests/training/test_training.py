@@ -147,7 +147,7 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path):
     model_b, _ = _tiny_setup()
     with pytest.raises(Crash):
         fit(model_b, train, _config(tmp_path), num_classes=NUM_CLASSES, callbacks=[crash_at_5])
-    ck = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)
+    ck = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     assert (ck["epoch"], ck["step"]) == (1, 1)  # 3 steps per epoch: step 4 = epoch 2, step 1
     model_c, _ = _tiny_setup()  # a fresh process would build the model again
     hist_c = fit(model_c, train, _config(tmp_path), num_classes=NUM_CLASSES)
@@ -190,7 +190,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
             ck = killed / CHECKPOINT_NAME
             if ck.exists():
                 try:
-                    state = torch.load(ck, weights_only=False)
+                    state = torch.load(ck, weights_only=True)
                 except Exception:  # noqa: BLE001 - cannot happen with atomic writes; retry if it does
                     state = None
                 if state is not None and 3 <= state["epoch"] * 6 + state["step"] < 10:
