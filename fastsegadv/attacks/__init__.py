@@ -12,7 +12,14 @@ from .dag import dag
 from .deepfool import deepfool
 from .driver import run_attack
 from .fgsm import fgsm, fgsm_ll, ifgsm, ifgsm_iterations, ifgsm_ll, least_likely_labels
-from .model_io import FeatureHook, NormalizedModel, extract_logits, frozen_for_attack, logits_at
+from .model_io import (
+    FeatureHook,
+    NonFiniteLogitsError,
+    NormalizedModel,
+    extract_logits,
+    frozen_for_attack,
+    logits_at,
+)
 from .objectives import DagMargin, Objective, RegionPrototype, WeightedCE
 from .padam import padam
 from .perturbation import perturbation_norms
@@ -62,6 +69,7 @@ __all__ = [
     "extract_logits",
     "logits_at",
     "frozen_for_attack",
+    "NonFiniteLogitsError",
     "Objective",
     "WeightedCE",
     "RegionPrototype",

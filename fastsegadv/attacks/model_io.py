@@ -27,15 +27,48 @@ class NormalizedModel(nn.Module):
         return self.model((x - self.mean.to(x)) / self.std.to(x))
 
 
+class NonFiniteLogitsError(ValueError):
+    """The model returned NaN or infinite logits during an attack: its gradient means nothing, and counting
+    its result would over-report robustness."""
+
+
+class _FiniteWatch:
+    """A forward hook that ORs "some logit is not finite" into a device flag (no host sync per forward;
+    skipped inside a compiled graph, where the harness's own check of the final predictions remains)."""
+
+    def __init__(self):
+        self.flag: torch.Tensor | None = None
+
+    def __call__(self, module, inputs, output) -> None:
+        if torch.compiler.is_compiling():
+            return
+        try:
+            logits = extract_logits(output)
+        except (KeyError, TypeError):
+            return  # a custom output layout: the attack's own extraction reports it
+        if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+            return
+        bad = ~torch.isfinite(logits.detach()).all()
+        self.flag = bad if self.flag is None else self.flag | bad
+
+    def tripped(self) -> bool:
+        return self.flag is not None and bool(self.flag)
+
+
 @contextlib.contextmanager
 def frozen_for_attack(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Module]:
     """Run the attack with parameters not requiring grad (no weight gradients are computed) and, by
     default, in eval mode. Restores the training flags of every module and ``requires_grad`` of every
     parameter afterwards; with ``eval_mode=False`` the buffers (BatchNorm running statistics) are
-    snapshotted and restored, so the model is exactly as it was."""
+    snapshotted and restored, so the model is exactly as it was.
+
+    Raises :class:`NonFiniteLogitsError` at the end when a forward inside returned NaN or infinite logits
+    (checked on the device, read once at the end)."""
     modes = {m: m.training for m in model.modules()}
     flags = [(p, p.requires_grad) for p in model.parameters()]
     buffers = None if eval_mode else [(b, b.detach().clone()) for b in model.buffers()]
+    watch = _FiniteWatch()
+    handle = model.register_forward_hook(watch)
     try:
         if eval_mode:
             model.eval()
@@ -43,6 +76,7 @@ def frozen_for_attack(model: nn.Module, *, eval_mode: bool = True) -> Iterator[n
             p.requires_grad_(False)
         yield model
     finally:
+        handle.remove()
         for m, training in modes.items():
             m.training = training
         for p, flag in flags:
@@ -51,6 +85,11 @@ def frozen_for_attack(model: nn.Module, *, eval_mode: bool = True) -> Iterator[n
             with torch.no_grad():
                 for b, saved in buffers:
                     b.copy_(saved)
+    if watch.tripped():
+        raise NonFiniteLogitsError(
+            f"{type(model).__name__} returned NaN or infinite logits during the attack: its gradient means nothing "
+            "and its result would over-report robustness. Check the model (an fp16 overflow? try fp32 or "
+            "amp='bf16') and its inputs")
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ table does not depend on the number of processes.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from ..attacks.model_io import NonFiniteLogitsError
 from ..attacks.perturbation import perturbation_norms
 from ..attacks.registry import AttackSpec
 from ..attacks.sea import SEA_LOSSES
@@ -168,6 +170,43 @@ def add_curves(total: torch.Tensor | None, part: torch.Tensor | None) -> torch.T
         return torch.cat([t, t[-1:].expand(n - len(t), *t.shape[1:])]) if len(t) < n else t
 
     return pad(total) + pad(part.to(total.device))
+
+
+def honest_prediction(logits: torch.Tensor, labels: torch.Tensor,
+                      num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class prediction ``[B, H, W]`` where a pixel whose logits are not all finite is counted wrong (a
+    class other than its label), and per image whether that happened ``[B]``: NaN logits never count
+    as robust (an argmax of NaN can land on the right class)."""
+    pred = class_prediction(logits)
+    bad = ~torch.isfinite(logits).all(1)  # [B, H, W]
+    if bool(bad.any()):
+        wrong = (labels.clamp(0, num_classes - 1) + 1) % num_classes
+        pred = torch.where(bad, wrong, pred)
+    return pred, bad.flatten(1).any(1)
+
+
+def everything_wrong(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """A prediction ``[B, H, W]`` wrong at every pixel (the result of an image whose attack failed on
+    non-finite logits: never counted as robust)."""
+    return (labels.clamp(0, num_classes - 1) + 1) % num_classes
+
+
+def run_with_non_finite_check(spec: AttackSpec, model, x, y, *, seeds: list, trace, **kwargs):
+    """``spec.run`` on the batch; where the model returns non-finite logits during it, each image again on
+    its own (the attacks are batch-invariant), so only the images that cause it are flagged. Returns the
+    adversarial images, the flags ``[b]`` and the trace (None when the batch had to be split)."""
+    flagged = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    try:
+        return spec.run(model, x, y, seed=seeds, trace=trace, **kwargs), flagged, trace
+    except NonFiniteLogitsError:
+        adv = x.clone()
+        for i in range(x.shape[0]):
+            one = {k: v[i:i + 1] if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+            try:
+                adv[i:i + 1] = spec.run(model, x[i:i + 1], y[i:i + 1], seed=seeds[i:i + 1], trace=None, **one)
+            except NonFiniteLogitsError:
+                flagged[i] = True
+        return adv, flagged, None
 
 
 def eval_seed(seed: int, index: int) -> int:
@@ -348,12 +387,13 @@ def evaluate_model(
         dynamic_ncols=True,
     )
     counter = CallCounter(model)
+    flagged_images = []  # images whose logits were NaN/inf somewhere: counted wrong there, never robust
     try:
         for _, start, stop in batches:
             x, y = collate(dataset, range(start, stop), device)  # [b, 3, H, W], [b, H, W]
             seeds = [eval_seed(cfg.seed, i) for i in range(start, stop)]
             with torch.no_grad():
-                pred = class_prediction(logits_at(predict(x), y.shape[-2:]))
+                pred, non_finite = honest_prediction(logits_at(predict(x), y.shape[-2:]), y, c)
             clean.update(pred, y)  # also checks the labels' range
             per_img = per_image_confusion(pred, y, c, ignore_index=ign)  # [b, C, C]
             valid = per_img.sum((1, 2)).clamp_min(1)
@@ -361,7 +401,11 @@ def evaluate_model(
                 {"index": i, "clean_acc": float(a)}
                 for i, a in zip(range(start, stop), (per_img.diagonal(dim1=1, dim2=2).sum(1) / valid).tolist())
             ]
-            worst_acc = torch.full((len(seeds),), 2.0, device=device, dtype=torch.float64)
+            attack_non_finite = torch.zeros_like(non_finite)
+            # the clean image is a candidate of the worst case (an attacker can always submit it; AutoAttack
+            # counts clean errors as robust errors): an attack replaces it only where it does strictly worse
+            clean_acc = per_img.diagonal(dim1=1, dim2=2).sum(1).double() / valid
+            worst_acc = clean_acc.clone()
             worst_cm = per_img.clone()
             worst_name = ["Clean"] * len(seeds)
             attack_cms = []  # per attack [b, C, C]
@@ -378,13 +422,17 @@ def evaluate_model(
                 run = ((worst_acc > 0).nonzero().squeeze(1) if res.spec.label in cfg.stop_fooled
                        else torch.arange(len(seeds), device=device))
                 adv = x.clone()
+                failed = torch.zeros_like(non_finite)
                 if run.numel():
-                    adv[run] = res.spec.run(
-                        model, x[run], y[run], eps=cfg.eps, alpha=cfg.alpha, seed=[seeds[i] for i in run.tolist()],
-                        ignore_index=ign, trace=trace, **({k: v[run] for k, v in extra.items()}),
+                    adv[run], failed[run], trace = run_with_non_finite_check(
+                        res.spec, model, x[run], y[run], eps=cfg.eps, alpha=cfg.alpha,
+                        seeds=[seeds[i] for i in run.tolist()], ignore_index=ign, trace=trace,
+                        **({k: v[run] for k, v in extra.items()}),
                     )
                 with torch.no_grad():
-                    adv_pred = class_prediction(logits_at(predict(adv), y.shape[-2:]))
+                    adv_pred, adv_bad = honest_prediction(logits_at(predict(adv), y.shape[-2:]), y, c)
+                    adv_pred = torch.where(failed.view(-1, 1, 1), everything_wrong(y, c), adv_pred)
+                attack_non_finite |= adv_bad | failed
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 res.seconds += time.perf_counter() - t0
@@ -417,33 +465,40 @@ def evaluate_model(
                         res.curve_images += run.numel()
                 bar.update(1)
             worst.matrix = worst.matrix + (worst_cm.sum(0) if results else per_img.sum(0))
-            for rec, wname in zip(records, worst_name):
+            for rec, wname, bad in zip(records, worst_name, (non_finite | attack_non_finite).tolist()):
                 rec["worst_attack"] = wname
+                rec["non_finite_logits"] = bad
+                if bad:
+                    flagged_images.append(rec["index"])
             if attack_cms:
-                labels_order = [r.spec.label for r in results]
-                stacked = torch.stack(attack_cms, 1).cpu()  # [b, A, C, C]
+                labels_order = ["Clean"] + [r.spec.label for r in results]
+                stacked = torch.stack([per_img] + attack_cms, 1).cpu()  # [b, 1 + A, C, C]: clean first
                 for j, rec in enumerate(records):
                     rec["_cms"] = stacked[j]
-                    rec["_start"] = (
-                        labels_order.index(rec["worst_attack"]) if rec["worst_attack"] in labels_order else 0
-                    )
+                    rec["_start"] = labels_order.index(rec["worst_attack"])
             per_image.extend(records)
     finally:
         counter.close()
         bar.close()
+    if flagged_images:
+        warnings.warn(f"{name}: the model returned NaN or infinite logits on {len(flagged_images)} image(s) "
+                      f"(first: {flagged_images[:5]}); their pixels with such logits, and every pixel of an image "
+                      "whose attack met them, are counted as wrong (never robust); per_image.csv flags them "
+                      "(non_finite_logits)", stacklevel=2)
     result = _reduce(ModelResult(name, len(dataset), clean, results, worst, per_image, cfg), ctx)
     _greedy(result)
     return result
 
 
 def _greedy(r: ModelResult) -> None:
-    """Fill ``worst_miou`` from the per-image confusions (then dropped from the records)."""
+    """Fill ``worst_miou`` from the per-image confusions (then dropped from the records). The candidates of
+    each image are its clean prediction (index 0) and every attack's result."""
     recs = [p for p in r.per_image if "_cms" in p]
     if len(r.attacks) > 1 and recs and len(recs) == len(r.per_image):
-        cms = torch.stack([p["_cms"] for p in recs])  # [N, A, C, C]
+        cms = torch.stack([p["_cms"] for p in recs])  # [N, 1 + A, C, C]
         n, a = cms.shape[:2]
         # from the pixel-accuracy choice and from "every image with attack k": never weaker than a member
-        starts = [torch.tensor([p["_start"] for p in recs])] + [torch.full((n,), k) for k in range(a)]
+        starts = [torch.tensor([p["_start"] for p in recs])] + [torch.full((n,), k) for k in range(1, a)]
         best = None
         for start in starts:
             choice = greedy_worst_miou(cms, start)
@@ -452,8 +507,9 @@ def _greedy(r: ModelResult) -> None:
             if best is None or cm.miou() < best[1].miou():
                 best = (choice, cm)
         choice, r.worst_miou = best
+        labels = ["Clean"] + [res.spec.label for res in r.attacks]
         for p, k in zip(recs, choice.tolist()):
-            p["worst_attack_miou"] = r.attacks[k].spec.label
+            p["worst_attack_miou"] = labels[k]
     for p in r.per_image:
         p.pop("_cms", None)
         p.pop("_start", None)
