@@ -1,5 +1,6 @@
 """Files that are either absent or complete: every report and checkpoint is written to a temporary file
-in the same folder, flushed to disk, then renamed over the target (``os.replace`` is atomic)."""
+in the same folder, flushed to disk, then renamed over the target (``os.replace`` is atomic). The file
+gets the permissions ``open()`` would give it (0666 less the umask), not ``mkstemp``'s 0600."""
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +9,12 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -21,6 +28,7 @@ def atomic_path(path: str | os.PathLike):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -6,6 +6,7 @@ per-image worst case over the attacks and the cost of each attack; sharded over 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from ..attacks import ATTACKS
@@ -13,6 +14,7 @@ from ..datasets import KINDS, open_dataset
 from ..distributed.context import init_distributed, shutdown
 from ..evaluation import DEFAULT_ATTACKS, TIERS, EvalConfig, evaluate_model, markdown_table, write_report
 from ..models import SHIPPED, load_named_models
+from ..output_lock import output_lock
 from .config import parse_with_config
 
 # datasets whose SEA class weights are published (fastsegadv.attacks.sea_class_weights): VOC's for both VOC layouts
@@ -58,6 +60,15 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
 def run(args: argparse.Namespace):
     if args.output is None:
         raise ValueError("--output is required (the report directory)")
+    ctx = init_distributed()
+    # the output folder is checked and locked before any work: an unwritable one would lose every result
+    with output_lock(args.output) if ctx.is_main else contextlib.nullcontext():
+        results = _evaluate(args, ctx)
+    shutdown(ctx)
+    return results
+
+
+def _evaluate(args: argparse.Namespace, ctx):
     tier_attacks, tier_eps = TIERS[args.tier] if args.tier else (DEFAULT_ATTACKS, (8.0,))
     attacks = args.attacks if args.attacks is not None else list(tier_attacks)
     eps_values = tier_eps if args.eps is None else (args.eps if isinstance(args.eps, (list, tuple)) else [args.eps])
@@ -68,7 +79,6 @@ def run(args: argparse.Namespace):
     dataset = open_dataset(args.dataset, root=args.data_root, split=args.split, num_images=args.num_images,
                            size=args.image_size, crop_size=args.crop_size, seed=args.seed)
     models = load_named_models(args.models, num_classes=dataset.num_classes, weights=args.weights)
-    ctx = init_distributed()
     if ctx.is_main:
         dataset.verify()
     results = []
@@ -84,7 +94,6 @@ def run(args: argparse.Namespace):
             print(f"eps = {e:g}/255")
             print(markdown_table([r.row() for r in results]))
             print(f"wrote {out}/robustness.md, .csv, .json, details.csv, per_image.csv, curves_*.png")
-    shutdown(ctx)
     return results
 
 

@@ -6,6 +6,7 @@ Writes to ``--output``: ``model.pt`` (load it with ``fastsegadv evaluate --model
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -17,6 +18,7 @@ from ..datasets import KINDS, open_dataset
 from ..distributed.context import shutdown
 from ..models import SHIPPED, TinyDeepLab, load_model, save_model
 from ..models.tiny_deeplab import NORMS
+from ..output_lock import output_lock
 from ..training import TrainConfig, fit, init_distributed
 from .config import parse_with_config
 
@@ -116,6 +118,14 @@ def run(args: argparse.Namespace) -> list[dict]:
     if args.output is None:
         raise ValueError("--output is required (the run directory)")
     ctx = init_distributed()
+    # checked and locked before any work; one writer per run folder
+    with output_lock(args.output) if ctx.is_main else contextlib.nullcontext():
+        history = _train(args, ctx)
+    shutdown(ctx)
+    return history
+
+
+def _train(args: argparse.Namespace, ctx) -> list[dict]:
     torch.manual_seed(args.seed)
     kw = dict(root=args.data_root, crop_size=args.crop_size, size=args.image_size, seed=args.seed)
     train_set = open_dataset(args.dataset, split=args.train_split, num_images=args.num_images, **kw)
@@ -177,7 +187,6 @@ def run(args: argparse.Namespace) -> list[dict]:
             f"saved {Path(args.output) / 'model.pt'}: "
             + ", ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float))
         )
-    shutdown(ctx)
     return history
 
 

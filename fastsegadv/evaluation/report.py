@@ -5,14 +5,20 @@
 - ``details.csv``: per model × column: mIoU, pixel accuracy, MisRatio, IoU Ratio, forwards/backwards and
   seconds per image;
 - ``per_image.csv``: per model × image: pixel accuracy clean and under each attack, the worst attack;
-- ``curves_miou.png`` (001 Fig. 2: mIoU vs attack iterations) and ``curves_misratio_loss.png`` (001 Fig. 1).
+- ``curves_miou.png`` (001 Fig. 2: mIoU vs attack iterations) and ``curves_misratio_loss.png`` (001 Fig. 1);
+- ``manifest.json``, written last: the run id and the SHA-256 of every file of the set. It is removed
+  before the first file of a new set is written, so a folder whose manifest is missing or does not
+  match holds an incomplete or mixed set (a run killed while writing): :func:`verify_report` says so.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import math
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,16 +55,45 @@ def _config_dict(r: ModelResult) -> dict:
             "batch_size": c.batch_size, "seed": c.seed, "ignore_index": c.ignore_index, "num_images": r.num_images}
 
 
+MANIFEST = "manifest.json"
+
+
+class IncompleteReport(ValueError):
+    """A report folder whose files do not all come from one completed run."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify_report(out_dir: str | Path) -> dict:
+    """The manifest of a complete report set, or :class:`IncompleteReport` naming what is wrong."""
+    out = Path(out_dir)
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        raise IncompleteReport(f"{out} holds no complete report (no readable {MANIFEST}): the run that wrote it "
+                               "was stopped while writing; run the evaluation again") from None
+    for name, digest in manifest["files"].items():
+        if not (out / name).is_file() or _sha256(out / name) != digest:
+            raise IncompleteReport(f"{out}/{name} is not the one of run {manifest['run_id']} (missing or "
+                                   "rewritten by another run): the folder mixes two runs")
+    return manifest
+
+
 def write_report(results: Sequence[ModelResult], out_dir: str | Path, *, title: str = "Robustness",
                  extra: dict | None = None) -> Path:
     """Write the report folder (see the module docstring); returns its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex[:12]
+    with contextlib.suppress(FileNotFoundError):
+        (out / MANIFEST).unlink()  # from here until the new manifest, the folder is marked incomplete
     rows = [r.row() for r in results]
     details = [d for r in results for d in r.details()]
     cfg = _config_dict(results[0])
     alpha = "each attack's paper default" if cfg["alpha"] is None else format(cfg["alpha"], "g")
-    header = (f"# {title}\n\nmIoU (%) on {cfg['num_images']} images; ℓ∞ eps = {cfg['eps_255']:g}/255, "
+    header = (f"# {title}\n\nRun {run_id}. mIoU (%) on {cfg['num_images']} images; ℓ∞ eps = {cfg['eps_255']:g}/255, "
               f"alpha = {alpha}, seed {cfg['seed']}. Worst-case: per image the attack with the lowest "
               f"pixel accuracy.\n\n")
     atomic_io.write_text(out / "robustness.md", header + markdown_table(rows) + "\n## Details\n\n"
@@ -70,6 +105,7 @@ def write_report(results: Sequence[ModelResult], out_dir: str | Path, *, title: 
     )
     payload = {
         "title": title,
+        "run_id": run_id,
         "config": cfg,
         "table": rows,
         "details": details,
@@ -77,8 +113,16 @@ def write_report(results: Sequence[ModelResult], out_dir: str | Path, *, title: 
         **(extra or {}),
     }
     atomic_io.write_text(out / "robustness.json", json.dumps(payload, indent=1, default=str))
+    written = ["robustness.md", "robustness.csv", "details.csv", "per_image.csv", "robustness.json"]
     if any(r.curves() for r in results):
         plot_curves(results, out)
+        written += ["curves_miou.png", "curves_misratio_loss.png"]
+    for stale in ("curves_miou.png", "curves_misratio_loss.png"):
+        if stale not in written:  # an older run's curves must not pass for this one's
+            with contextlib.suppress(FileNotFoundError):
+                (out / stale).unlink()
+    manifest = {"run_id": run_id, "title": title, "files": {n: _sha256(out / n) for n in written if (out / n).exists()}}
+    atomic_io.write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     return out
 
 
