@@ -22,7 +22,8 @@ def extract_logits(output, key: str | int | None = None) -> torch.Tensor:
         for k in keys:
             if k in output:
                 return output[k]
-        raise KeyError(f"model output has keys {sorted(map(str, output))}, none of {keys}")
+        raise KeyError(f"model output has keys {sorted(map(str, output))}, none of {keys}: return the logits, or "
+                       "wrap the model in an nn.Module whose forward returns model(x)[your key]")
     if isinstance(output, (tuple, list)):
         idx = 0 if key is None else key
         if not isinstance(idx, int) or not -len(output) <= idx < len(output):
@@ -38,8 +39,14 @@ def logits_at(output, size: Sequence[int], *, align_corners: bool = False) -> to
     """Logits at label resolution ``size = (H, W)``; other sizes are resized bilinearly (``align_corners``
     False by default, as torchvision's and mmseg's heads do)."""
     logits = extract_logits(output)
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"the model's logits must be a tensor [B, C, h, w], got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"the model returned {logits.dtype} logits: attacks and metrics need its floating-point "
+                        "class scores [B, C, h, w], not class indices")
     if logits.dim() != 4:
-        raise ValueError(f"model logits must be [B, C, h, w], got shape {tuple(logits.shape)}")
+        raise ValueError(f"model logits must be [B, C, h, w], got shape {tuple(logits.shape)} (a model that drops "
+                         "the batch dimension? keep it, also for a batch of one)")
     if tuple(logits.shape[-2:]) != tuple(size):
         logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=align_corners)
     return logits

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from . import atomic_io
+from .commands.config import positive_int
 from .data import IGNORE_INDEX, NUM_CLASSES, make_digit_scenes
 from .models import ARCHITECTURES, checkpoint_path
 from .safe_load import UnreadableFile, load_file, load_weights
@@ -106,7 +107,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "TinyUPerNet",
     )
     p.add_argument(
-        "--epochs", type=int, default=None, help="passes over the training images (default 20 standard, 8 pgd_at)"
+        "--epochs", type=positive_int, default=None,
+        help="passes over the training images (default 20 standard, 8 pgd_at)",
     )
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3 standard, 1e-3 pgd_at)")
     p.add_argument(
@@ -115,7 +117,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="checkpoint to start from (default for pgd_at / upernet_pgd_at: the shipped standard / upernet model)",
     )
-    p.add_argument("--num-images", type=int, default=3000, help="training images generated (default 3000)")
+    p.add_argument("--num-images", type=positive_int, default=3000, help="training images generated (default 3000)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, init and order (default 0)")
     p.add_argument("--output", type=Path, default=None, help="checkpoint path (default: the shipped file)")
 

@@ -42,7 +42,7 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
     """Adversarial images ``[B, 3, H, W]`` within the ℓ∞ ball of radius ``eps`` (``alpha`` is not used:
     APGD sets its own step size)."""
     reject_unknown_options(unused, "apgd")
-    check_attack_inputs(model, images, labels, eps=eps, alpha=0.0, steps=steps)
+    labels = check_attack_inputs(model, images, labels, eps=eps, alpha=0.0, steps=steps)
     pixel_loss(torch.zeros(1, 2, 1, 1), torch.zeros(1, 1, 1, dtype=torch.long), loss, ignore_index)  # name check
     net = NormalizedModel(model, *normalization) if normalization is not None else model
     x = images.detach()
@@ -55,10 +55,15 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
     checks = set(apgd_checkpoints(steps))
     with frozen_for_attack(model, eval_mode=eval_mode):
 
+        checked = []
+
         def evaluate(v):
             v = v.detach().requires_grad_(True)
             with torch.enable_grad():
                 logits = logits_at(net(v), labels.shape[-2:])
+                if not checked:  # before the first loss: out-of-range labels get a clear error, not the kernel's
+                    check_label_range(labels, logits.shape[1], ignore_index)
+                    checked.append(True)
                 per_img = per_image_mean(pixel_loss(logits, labels, loss, ignore_index), labels != ignore_index)
                 (g,) = torch.autograd.grad(per_img.sum(), v)
             return per_img.detach(), g, logits.detach()
@@ -67,7 +72,6 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: f
             random_start_point(x, eps, "linf", per_image_generators(seed, b, x.device)) if random_start else x.clone()
         )
         f_cur, g_cur, logits = evaluate(x_cur)
-        check_label_range(labels, logits.shape[1], ignore_index)
         eta = torch.full((b,), 2 * eps, device=x.device)
         f_max, x_max, g_max = f_cur.clone(), x_cur.clone(), g_cur.clone()
         best = BestIterate(x_cur)  # ties keep the earlier iterate

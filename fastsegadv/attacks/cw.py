@@ -41,7 +41,7 @@ def cw_l2(
     """Adversarial images ``[B, 3, H, W]``. ``c``: weight of the margin term; ``kappa``: confidence;
     ``lr``: Adam's step size in tanh space."""
     reject_unknown_options(unused, "cw_l2")
-    check_attack_inputs(model, images, labels, eps=0.0, alpha=lr, steps=steps, norm=None)
+    labels = check_attack_inputs(model, images, labels, eps=0.0, alpha=lr, steps=steps, norm=None)
     if c < 0 or kappa < 0:
         raise ValueError(f"c and kappa must be >= 0, got c={c}, kappa={kappa}")
     net = NormalizedModel(model, *normalization) if normalization is not None else model

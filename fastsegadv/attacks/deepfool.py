@@ -30,7 +30,7 @@ def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
              **unused) -> torch.Tensor:
     """Adversarial images ``[B, 3, H, W]``; per image the iterate with the highest MisRatio is returned."""
     reject_unknown_options(unused, "deepfool")
-    check_attack_inputs(model, images, labels, eps=0.0, alpha=0.0, steps=steps)
+    labels = check_attack_inputs(model, images, labels, eps=0.0, alpha=0.0, steps=steps)
     if overshoot < 0:
         raise ValueError(f"overshoot must be >= 0, got {overshoot}")
     net = NormalizedModel(model, *normalization) if normalization is not None else model

@@ -78,8 +78,10 @@ def run_attack(
     tensors are put back afterwards). The model's modes, ``requires_grad`` flags and buffers are
     unchanged afterwards.
     """
-    check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps,
-                        norm="l2" if step_rule == "l2" else "linf")
+    labels = check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps,
+                                 norm="l2" if step_rule == "l2" else "linf", amp=amp)
+    if targeted_labels is not None:
+        targeted_labels = targeted_labels.long()
     execution = Execution(normalization=normalization, eval_mode=eval_mode, amp=amp, channels_last=channels_last,
                           compile_step=compile_step)
     if step_rule not in STEP_RULES:

@@ -43,7 +43,7 @@ def fgsm_ll(
 ) -> torch.Tensor:
     """FGSM II: one step of descent on ``CE(f(x), y_LL)`` with ``y_LL`` the least-likely class of the clean
     prediction per pixel (Kurakin et al.; 002 §3)."""
-    check_attack_inputs(model, images, labels, eps=eps, alpha=eps, steps=1)
+    labels = check_attack_inputs(model, images, labels, eps=eps, alpha=eps, steps=1)
     target = least_likely_labels(model, images, labels, ignore_index=ignore_index, normalization=normalization)
     return run_attack(
         model,
@@ -101,7 +101,7 @@ def ifgsm_ll(
 ) -> torch.Tensor:
     """Iterative FGSM II: I-FGSM descending ``CE(f(x), y_LL)``, ``y_LL`` fixed from the clean image."""
     steps = ifgsm_iterations(eps * 255) if steps is None else steps
-    check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps)
+    labels = check_attack_inputs(model, images, labels, eps=eps, alpha=alpha, steps=steps)
     target = least_likely_labels(model, images, labels, ignore_index=ignore_index, normalization=normalization)
     return run_attack(
         model,

@@ -105,7 +105,7 @@ def padam(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: 
     accumulates each image's forward(+backward) passes; a fully fooled image stops."""
     unused.pop("alpha", None)
     reject_unknown_options(unused, "padam")
-    check_attack_inputs(model, images, labels, eps=eps, alpha=lr, steps=steps)
+    labels = check_attack_inputs(model, images, labels, eps=eps, alpha=lr, steps=steps)
     if loss not in PADAM_LOSSES:
         raise ValueError(f"loss must be one of {PADAM_LOSSES}, got {loss!r}")
     stages = list(zip((r for r, _ in RADIUS_STAGES), stage_iterations(steps))) if radius_reduction else [(1.0, steps)]

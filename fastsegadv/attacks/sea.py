@@ -240,7 +240,7 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
     """APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``), the loop of SEA and
     of TsallisPGD. A stage hands its lowest-accuracy point (``handover="accuracy"``, SEA) or its
     highest-CE point (``"loss"``, TsallisPGD) to the next; the last stage returns its lowest-accuracy point."""
-    check_attack_inputs(model, images, labels, eps=eps, alpha=0.0, steps=steps)
+    labels = check_attack_inputs(model, images, labels, eps=eps, alpha=0.0, steps=steps)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if handover not in ("accuracy", "loss"):

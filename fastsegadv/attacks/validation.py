@@ -11,10 +11,11 @@ from ..reference.pixelwise import check_label_range, check_labels_like  # noqa: 
 
 def check_attack_inputs(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float, alpha: float, steps: int,
-    norm: str | None = "linf",
-) -> None:
+    norm: str | None = "linf", amp: str | None = None,
+) -> torch.Tensor:
     """``norm="linf"``: ``eps`` and ``alpha`` are on the [0, 1] image scale, so a value above 1 (8 for 8/255)
-    is refused; ``"l2"``: an ℓ2 radius and step may exceed 1; None: no scale check (optimiser rates)."""
+    is refused; ``"l2"``: an ℓ2 radius and step may exceed 1; None: no scale check (optimiser rates).
+    Returns the labels as int64 (every integer dtype is accepted: uint8, int32, ...)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
@@ -25,6 +26,12 @@ def check_attack_inputs(
     p = next(iter(model.parameters()), None)
     if p is not None and p.device != images.device:
         raise ValueError(f"model is on {p.device} but images are on {images.device}")
+    dtypes = {q.dtype for q in model.parameters() if q.is_floating_point()}
+    if amp is None and len(dtypes) == 1 and images.dtype not in dtypes:
+        (dtype,) = dtypes
+        raise TypeError(f"the model's parameters are {dtype} but the images are {images.dtype}: convert one to the "
+                        "other (model.float() with float32 images; for half precision keep an fp32 model and pass "
+                        "amp='bf16' or amp='fp16')")
     if not bool(torch.isfinite(images).all()):
         raise ValueError("images contain NaN or inf")
     if bool((images < 0).any()) or bool((images > 1).any()):
@@ -36,6 +43,7 @@ def check_attack_inputs(
         check_unit_scale(eps=eps, alpha=alpha)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    return labels.long()
 
 
 def check_unit_scale(**values: float) -> None:

@@ -9,6 +9,37 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (an error naming the option otherwise, as argparse does)."""
+    return _int_at_least(text, 1)
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text, low: int) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+    if value < low or (not isinstance(text, str) and value != text):
+        raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+    return value
+
+
+def warn_small_eps(values, flag: str = "--eps") -> None:
+    """The commands take ε in /255 units: a value below 0.5 is almost surely the [0, 1] scale (0.031 for
+    8/255, a habit from other code) and would attack at 0.031/255. Say both readings on stderr."""
+    for v in values if isinstance(values, (list, tuple)) else [values]:
+        if v is not None and 0 < v < 0.5:
+            print(f"fastsegadv: warning: {flag} {v:g} is read as {v:g}/255 (on this command's /255 scale); if you "
+                  f"meant {v:g} on the [0, 1] scale, give {flag} {v * 255:.3g}", file=sys.stderr)
+
 
 def read_config_file(path: str | Path) -> dict:
     path = Path(path)
@@ -16,11 +47,18 @@ def read_config_file(path: str | Path) -> dict:
         raise FileNotFoundError(f"config file {path} does not exist")
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+            raise ValueError(f"config file {path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
     elif path.suffix == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"config file {path} is not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") \
+                from None
     else:
         raise ValueError(f"config file {path}: use a .yaml, .yml or .json file")
     if not isinstance(data, dict):

@@ -15,7 +15,7 @@ from ..distributed.context import init_distributed, shutdown
 from ..evaluation import DEFAULT_ATTACKS, TIERS, EvalConfig, evaluate_model, markdown_table, write_report
 from ..models import SHIPPED, load_named_models
 from ..output_lock import output_lock
-from .config import parse_with_config
+from .config import parse_with_config, positive_int, warn_small_eps
 
 # datasets whose SEA class weights are published (fastsegadv.attacks.sea_class_weights): VOC's for both VOC layouts
 DATASET_CLASS_WEIGHTS = {"voc": "voc", "voc_sbd": "voc", "ade20k": "ade20k"}
@@ -41,15 +41,15 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
                         "folder each, OUTPUT/eps_<value>")
     p.add_argument("--alpha", type=float, default=None,
                    help="step size for every attack, [0, 1] scale (default: each attack's paper setting)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per attack batch")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per attack batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (one per image)")
     p.add_argument("--no-curves", action="store_true", help="skip the per-iteration curves")
     p.add_argument("--dataset", choices=list(KINDS), default="builtin", help="dataset layout")
     p.add_argument("--data-root", default=None, help="dataset directory (not needed for builtin)")
     p.add_argument("--split", default="val", help="split to evaluate")
-    p.add_argument("--num-images", type=int, default=128, help="builtin: test images generated")
-    p.add_argument("--image-size", type=int, default=64, help="builtin: image side")
-    p.add_argument("--crop-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+    p.add_argument("--num-images", type=positive_int, default=128, help="builtin: test images generated")
+    p.add_argument("--image-size", type=positive_int, default=64, help="builtin: image side")
+    p.add_argument("--crop-size", type=positive_int, nargs=2, default=None, metavar=("H", "W"),
                    help="file datasets: centred crop/pad so images batch")
     p.add_argument("--title", default="Robustness", help="report title")
     p.add_argument("--output", type=Path, default=None, help="report directory (required)")
@@ -72,6 +72,8 @@ def _evaluate(args: argparse.Namespace, ctx):
     tier_attacks, tier_eps = TIERS[args.tier] if args.tier else (DEFAULT_ATTACKS, (8.0,))
     attacks = args.attacks if args.attacks is not None else list(tier_attacks)
     eps_values = tier_eps if args.eps is None else (args.eps if isinstance(args.eps, (list, tuple)) else [args.eps])
+    if ctx.is_main:
+        warn_small_eps(eps_values)
     configs = [EvalConfig(attacks=attacks, eps=e / 255, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
                           curves=not args.no_curves, progress=not args.no_progress,
                           class_weights=DATASET_CLASS_WEIGHTS.get(args.dataset))

@@ -14,7 +14,7 @@ from ..distributed.sharding import collate
 from ..models import SHIPPED, load_named_models
 from ..models.crf import DenseCRF
 from ..studies import run_study
-from .config import parse_with_config
+from .config import parse_with_config, positive_int
 
 
 def build_parser(prog: str = "fastsegadv study") -> argparse.ArgumentParser:
@@ -26,13 +26,13 @@ def build_parser(prog: str = "fastsegadv study") -> argparse.ArgumentParser:
                    help="ε values of the sweeps, 0-255 scale")
     p.add_argument("--transfer-eps", type=float, default=8.0, help="ε of the transfer matrix, 0-255 scale")
     p.add_argument("--crf-eps", type=float, nargs="+", default=[2, 4, 8], help="ε values of the CRF study")
-    p.add_argument("--crf-iterations", type=int, default=5, help="mean-field iterations")
-    p.add_argument("--crf-window", type=int, default=5, help="side of the truncated CRF kernels")
+    p.add_argument("--crf-iterations", type=positive_int, default=5, help="mean-field iterations")
+    p.add_argument("--crf-window", type=positive_int, default=5, help="side of the truncated CRF kernels")
     p.add_argument("--dataset", choices=list(KINDS), default="builtin", help="dataset layout")
     p.add_argument("--data-root", default=None, help="dataset directory (not needed for builtin)")
     p.add_argument("--split", default="val", help="split")
-    p.add_argument("--num-images", type=int, default=32, help="images used (builtin: generated)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per attack batch")
+    p.add_argument("--num-images", type=positive_int, default=32, help="images used (builtin: generated)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per attack batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the built-in data")
     p.add_argument("--output", type=Path, default=None, help="report directory (required)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

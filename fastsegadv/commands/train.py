@@ -20,7 +20,7 @@ from ..models import SHIPPED, TinyDeepLab, load_model, save_model
 from ..models.tiny_deeplab import NORMS
 from ..output_lock import output_lock
 from ..training import TrainConfig, fit, init_distributed
-from .config import parse_with_config
+from .config import nonnegative_int, parse_with_config, positive_int, warn_small_eps
 
 
 def _aux(text: str) -> tuple[str, float]:
@@ -49,8 +49,8 @@ def build_parser(prog: str = "fastsegadv train") -> argparse.ArgumentParser:
     )
     g.add_argument("--clean-fraction", type=float, default=0.5, help="share of each batch kept clean (001: 0.5)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=8, help="passes over the training set")
-    g.add_argument("--batch-size", type=int, default=16, help="global batch size (all ranks together)")
+    g.add_argument("--epochs", type=positive_int, default=8, help="passes over the training set")
+    g.add_argument("--batch-size", type=positive_int, default=16, help="global batch size (all ranks together)")
     g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     g.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay")
     g.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="optimiser (sgd: momentum 0.9)")
@@ -73,7 +73,7 @@ def build_parser(prog: str = "fastsegadv train") -> argparse.ArgumentParser:
         default="new",
         help=f"'new' (a fresh TinyDeepLab), a shipped model ({', '.join(SHIPPED)}) or a model.pt to fine-tune",
     )
-    g.add_argument("--width", type=int, default=32, help="TinyDeepLab width (with --init new)")
+    g.add_argument("--width", type=positive_int, default=32, help="TinyDeepLab width (with --init new)")
     g.add_argument("--norm", choices=list(NORMS), default="batch", help="TinyDeepLab normalisation (with --init new)")
     g.add_argument(
         "--aux-head",
@@ -85,18 +85,18 @@ def build_parser(prog: str = "fastsegadv train") -> argparse.ArgumentParser:
     g.add_argument("--data-root", default=None, help="dataset directory (not needed for builtin)")
     g.add_argument("--train-split", default="train", help="training split")
     g.add_argument("--val-split", default="val", help="split evaluated (clean mIoU) after every epoch; 'none' to skip")
-    g.add_argument("--num-images", type=int, default=3000, help="builtin: training images generated")
-    g.add_argument("--val-images", type=int, default=128, help="builtin: validation images generated")
-    g.add_argument("--image-size", type=int, default=64, help="builtin: image side")
+    g.add_argument("--num-images", type=positive_int, default=3000, help="builtin: training images generated")
+    g.add_argument("--val-images", type=positive_int, default=128, help="builtin: validation images generated")
+    g.add_argument("--image-size", type=positive_int, default=64, help="builtin: image side")
     g.add_argument(
         "--crop-size",
-        type=int,
+        type=positive_int,
         nargs=2,
         default=None,
         metavar=("H", "W"),
         help="file datasets: centred crop/pad so images batch",
     )
-    g.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for the training data")
+    g.add_argument("--num-workers", type=nonnegative_int, default=0, help="DataLoader workers for the training data")
     g = p.add_argument_group("output")
     g.add_argument(
         "--output",
@@ -105,7 +105,8 @@ def build_parser(prog: str = "fastsegadv train") -> argparse.ArgumentParser:
         default=None,
         help="run directory: model.pt, last.pt (resumable), metrics.json, config.json",
     )
-    g.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
+    g.add_argument("--checkpoint-every", type=nonnegative_int, default=0,
+                   help="also checkpoint every N steps (0: per epoch)")
     g.add_argument("--no-resume", action="store_true", help="start over even if OUTPUT/last.pt exists")
     g.add_argument("--resume-with-changes", action="store_true",
                    help="resume OUTPUT/last.pt even where its saved settings differ from these (else refused, "
@@ -126,6 +127,8 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def _train(args: argparse.Namespace, ctx) -> list[dict]:
+    if ctx.is_main:
+        warn_small_eps(args.eps)
     torch.manual_seed(args.seed)
     kw = dict(root=args.data_root, crop_size=args.crop_size, size=args.image_size, seed=args.seed)
     train_set = open_dataset(args.dataset, split=args.train_split, num_images=args.num_images, **kw)
@@ -144,7 +147,7 @@ def _train(args: argparse.Namespace, ctx) -> list[dict]:
             raise ValueError(f"--init model has {model.num_classes} classes, the dataset {num_classes}")
     cfg = TrainConfig(
         attack=args.attack,
-        eps=args.eps / 255,
+        eps=args.eps / 255,  # (warned above when it looks like the [0, 1] scale)
         alpha=args.alpha,
         clean_fraction=args.clean_fraction,
         epochs=args.epochs,
