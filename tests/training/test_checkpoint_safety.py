@@ -10,8 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
-pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 import torch
 
 from fastsegadv.datasets import DigitScenes
@@ -22,6 +20,7 @@ from fastsegadv.training.checkpoint import CheckpointError
 from fastsegadv.training.loop import CHECKPOINT_NAME
 
 NUM_CLASSES = 11
+pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 
 
 def _setup(epochs=2, **kw):
