@@ -115,3 +115,18 @@ def test_an_eps_on_the_unit_scale_is_warned_naming_both_readings(tmp_path):
                 "--no-progress", "--no-curves", "--output", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert "--eps 0.031 is read as 0.031/255" in proc.stderr and "give --eps 7.9" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["cw_l2", "deepfool"])
+def test_deterministic_attacks_check_a_seed_list_too(data, name):
+    x, y = data
+    with pytest.raises(ValueError, match="seed: expected an int or 2 per-image seeds, got 3"):
+        getattr(A, name)(TinyDeepLab(5, width=8).eval(), x, y, steps=1, seed=[0, 1, 2])
+
+
+def test_cw_on_a_model_without_input_gradient_says_so(data):
+    x, y = data
+    with pytest.warns(UserWarning, match="no input gradient at the clean images"):
+        A.cw_l2(Returns(lambda z: torch.round(z * 4) / 4), x, y, steps=2)
+    with pytest.raises(ValueError, match="do not depend on its input through autograd"):
+        A.deepfool(Returns(lambda z: z.detach()), x, y, steps=2)

@@ -11,6 +11,8 @@ kept (ties: the smaller ℓ2 norm). Unbounded: report its norms (``perturbation_
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn as nn
 
@@ -19,7 +21,13 @@ from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_norm
 from .trace import AttackTrace
-from .validation import check_attack_inputs, check_label_range, reject_unknown_options
+from .validation import (
+    check_attack_inputs,
+    check_label_range,
+    check_seed_length,
+    input_gradient,
+    reject_unknown_options,
+)
 
 
 def cw_l2(
@@ -41,6 +49,7 @@ def cw_l2(
     """Adversarial images ``[B, 3, H, W]``. ``c``: weight of the margin term; ``kappa``: confidence;
     ``lr``: Adam's step size in tanh space."""
     reject_unknown_options(unused, "cw_l2")
+    check_seed_length(unused.get("seed"), images.shape[0])
     labels = check_attack_inputs(model, images, labels, eps=0.0, alpha=lr, steps=steps, norm=None)
     if c < 0 or kappa < 0:
         raise ValueError(f"c and kappa must be >= 0, got c={c}, kappa={kappa}")
@@ -49,6 +58,7 @@ def cw_l2(
     w = torch.atanh((2 * x - 1).clamp(-1 + 1e-6, 1 - 1e-6)).requires_grad_(True)
     opt = torch.optim.Adam([w], lr=lr)
     best = BestIterate(x, ties="smaller_norm")
+    moved = torch.zeros((), dtype=torch.bool, device=x.device)  # did the margin term ever have a gradient?
     with frozen_for_attack(model, eval_mode=eval_mode):
         for t in range(steps + 1):
             with torch.enable_grad():
@@ -71,7 +81,19 @@ def cw_l2(
             if t == steps:
                 break
             opt.zero_grad(set_to_none=True)
-            (g,) = torch.autograd.grad(loss, w)
+            if t == 0:
+                # does the model give the margin term a gradient at all? (once: one extra backward)
+                needs = bool(((margin.detach() + kappa) > 0)[valid].any())
+                if not needs:
+                    moved |= True  # every pixel already fooled: nothing to move
+                elif hinge.requires_grad:
+                    (gh,) = torch.autograd.grad(hinge.sum(), w, retain_graph=True)
+                    moved |= (gh != 0).any()
+            g = input_gradient(loss, w)
             w.grad = g
             opt.step()
+    if not bool(moved):
+        warnings.warn("cw_l2: the margin term had no input gradient at the clean images (a model whose logits are "
+                      "piecewise constant, detached or argmax-based): the result is near the clean images and says "
+                      "nothing about robustness", stacklevel=2)
     return best.x

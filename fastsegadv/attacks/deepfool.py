@@ -21,7 +21,13 @@ from .margins import label_margin, per_image_mean
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_norm
 from .trace import AttackTrace
-from .validation import check_attack_inputs, check_label_range, reject_unknown_options
+from .validation import (
+    check_attack_inputs,
+    check_label_range,
+    check_seed_length,
+    input_gradient,
+    reject_unknown_options,
+)
 
 
 def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int = 50,
@@ -30,6 +36,7 @@ def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
              **unused) -> torch.Tensor:
     """Adversarial images ``[B, 3, H, W]``; per image the iterate with the highest MisRatio is returned."""
     reject_unknown_options(unused, "deepfool")
+    check_seed_length(unused.get("seed"), images.shape[0])
     labels = check_attack_inputs(model, images, labels, eps=0.0, alpha=0.0, steps=steps)
     if overshoot < 0:
         raise ValueError(f"overshoot must be >= 0, got {overshoot}")
@@ -48,7 +55,7 @@ def deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
                 margin, valid = label_margin(logits, labels, ignore_index)  # > 0 where correct
                 active = valid & (margin.detach() > 0)  # [B, H, W]
                 f = -per_image_mean(margin, active)  # [B] mean of z_k - z_y over the active pixels (< 0)
-                (grad,) = torch.autograd.grad(f.sum(), x_adv)  # per-image gradients (images independent)
+                grad = input_gradient(f.sum(), x_adv)  # per-image gradients (images independent)
             with torch.no_grad():
                 prediction = class_prediction(logits)
                 best.update(x_adv, prediction, labels, ignore_index)

@@ -55,6 +55,26 @@ def check_unit_scale(**values: float) -> None:
                              f"too; did you mean {name}={value:g} / 255?")
 
 
+def check_seed_length(seed, batch: int) -> None:
+    """A per-image seed list must have one seed per image, even for an attack that draws nothing (a wrong
+    length is a caller's bug that would otherwise pass silently)."""
+    if seed is None or isinstance(seed, int):
+        return
+    n = seed.numel() if isinstance(seed, torch.Tensor) else len(seed)
+    if n != batch:
+        raise ValueError(f"seed: expected an int or {batch} per-image seeds, got {n}")
+
+
+def input_gradient(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``d loss / d x``, or one clear error when the model's output does not depend on its input through
+    autograd (detached, computed under ``no_grad``, or integer-valued)."""
+    if not loss.requires_grad:
+        raise ValueError("the model's logits do not depend on its input through autograd (a detach(), no_grad() "
+                         "or a non-differentiable step inside the model): gradient attacks cannot run on it")
+    (g,) = torch.autograd.grad(loss, x)
+    return g
+
+
 def reject_unknown_options(unused: dict, name: str) -> None:
     """For attacks with their own loop (CW, DeepFool, APGD), which take ``trace=`` and always return the best
     iterate: accept the options the harness passes every attack where they do not apply (eps and alpha of
