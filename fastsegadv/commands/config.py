@@ -32,6 +32,20 @@ def _int_at_least(text, low: int) -> int:
     return value
 
 
+def size_pair(text: str) -> tuple[int, int]:
+    """argparse type: ``512`` (square) or ``512x1024`` (height x width), each >= 1."""
+    parts = str(text).lower().split("x")
+    try:
+        pair = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be N or HxW with integers >= 1, got {text!r}") from None
+    if len(pair) == 1:
+        pair = pair * 2
+    if len(pair) != 2 or min(pair) < 1:
+        raise argparse.ArgumentTypeError(f"must be N or HxW with integers >= 1, got {text!r}")
+    return pair
+
+
 def warn_small_eps(values, flag: str = "--eps") -> None:
     """The commands take ε in /255 units: a value below 0.5 is almost surely the [0, 1] scale (0.031 for
     8/255, a habit from other code) and would attack at 0.031/255. Say both readings on stderr."""

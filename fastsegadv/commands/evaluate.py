@@ -13,9 +13,9 @@ from ..attacks import ATTACKS
 from ..datasets import KINDS, open_dataset
 from ..distributed.context import init_distributed, shutdown
 from ..evaluation import DEFAULT_ATTACKS, TIERS, EvalConfig, evaluate_model, markdown_table, write_report
-from ..models import SHIPPED, load_named_models
+from ..models import SHIPPED, SlidingWindow, load_named_models
 from ..output_lock import output_lock
-from .config import parse_with_config, positive_int, warn_small_eps
+from .config import parse_with_config, positive_int, size_pair, warn_small_eps
 
 # datasets whose SEA class weights are published (fastsegadv.attacks.sea_class_weights): VOC's for both VOC layouts
 DATASET_CLASS_WEIGHTS = {"voc": "voc", "voc_sbd": "voc", "ade20k": "ade20k"}
@@ -51,6 +51,9 @@ def build_parser(prog: str = "fastsegadv evaluate") -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=positive_int, default=64, help="builtin: image side")
     p.add_argument("--crop-size", type=positive_int, nargs=2, default=None, metavar=("H", "W"),
                    help="file datasets: centred crop/pad so images batch")
+    p.add_argument("--slide", type=size_pair, nargs=2, default=None, metavar=("CROP", "STRIDE"),
+                   help="sliding-window inference (mmseg's slide mode) for every model, e.g. --slide 512x1024 "
+                        "341x683: attacks and metrics run on the stitched full-resolution logits")
     p.add_argument("--title", default="Robustness", help="report title")
     p.add_argument("--output", type=Path, default=None, help="report directory (required)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -81,6 +84,8 @@ def _evaluate(args: argparse.Namespace, ctx):
     dataset = open_dataset(args.dataset, root=args.data_root, split=args.split, num_images=args.num_images,
                            size=args.image_size, crop_size=args.crop_size, seed=args.seed)
     models = load_named_models(args.models, num_classes=dataset.num_classes, weights=args.weights)
+    if args.slide is not None:
+        models = {label: SlidingWindow(m, crop=args.slide[0], stride=args.slide[1]) for label, m in models.items()}
     if ctx.is_main:
         dataset.verify()
     results = []
