@@ -99,6 +99,10 @@ class RegionPrototype(WeightedCE):
         if features is None:
             raise ValueError("RP-PGD's prototype term saw no features: the feature_layer did not run in the "
                                "forward that produced the logits; name one that does with feature_layer=")
+        if features.shape[0] != labels.shape[0]:
+            raise ValueError(f"RP-PGD's prototype term got the features of {features.shape[0]} inputs for "
+                             f"{labels.shape[0]} images: the model runs its input in pieces (a SlidingWindow?), so "
+                             "no layer holds the whole image's features; use beta=1 (the region loss alone)")
         per_pixel = weighted_cross_entropy(  # [B, H, W]: lambda_{r(i)} * CE_i, 0 where ignored
             logits, labels, weighting=self.weighting, step=step, steps=steps, region_state=self.state,
             ignore_index=self.ignore_index, params=params, validate=False, reduction="none")
