@@ -243,6 +243,9 @@ def main() -> int:
         if args.k:
             cmd += ["-k", args.k]
         rc = subprocess.call(cmd)
+        if not raw_path.exists():  # nothing ran (every case skipped here, e.g. a CUDA suite without a GPU)
+            print(f"no benchmark of {args.suite} ran here (pytest exit {rc}); nothing written")
+            return rc
         raw = json.loads(raw_path.read_text())
     commit = commit_id()
     meta = {"device": dev, "torch": torch.__version__, "python": platform.python_version(), "commit": commit}

@@ -69,6 +69,8 @@ def check_stand_in(args) -> int:
         print(f"{name}: {row['status']} in {row['seconds']} s (limit {row['limit_s']} s) {row.get('tests', '')}")
         if row["status"] in ("running", "not started (budget spent)"):
             problems.append(f"{name} did not end: {row['status']}")
+        if row["status"].startswith("failed"):  # a stand-in stage may skip its GPU work, never crash
+            problems.append(f"{name} {row['status']}: see {out / 'gpu_check.log'}")
         if row["seconds"] > row["limit_s"] + 10:  # the SIGTERM grace period and the copy of its files
             problems.append(f"{name} ran {row['seconds']} s against a limit of {row['limit_s']} s")
     if args.expect_killed and not summary["stages"].get(args.expect_killed, {}).get("status", "").startswith("killed"):
