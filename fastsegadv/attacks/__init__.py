@@ -1,8 +1,14 @@
 """Attacks as plain functions ``attack(model, images, labels, *, eps, alpha, steps, ...) -> adv_images``.
 
-Images in [0, 1]; eps/alpha on that scale. Options every attack takes (forwarded to
+Images in [0, 1]; eps/alpha on that scale (a budget stated on a normalised scale converts with
+:func:`budget_from_normalized`). Options every attack takes (forwarded to
 :func:`~fastsegadv.attacks.driver.run_attack`): ``best_iterate``, ``trace``, ``seed``, ``normalization``,
 ``eval_mode``, ``ignore_index``.
+
+``eval_mode=True`` (default): the attack runs with the model in eval mode (dropout off, BatchNorm on its
+running statistics), as the papers do. ``eval_mode=False`` runs it in the model's current mode (e.g. train
+mode, as some AT codebases do); BatchNorm's running statistics are restored afterwards. Either way every
+module's mode and every parameter's ``requires_grad`` are as before, and no weight gradient is computed.
 """
 from .apgd import apgd
 from .best_iterate import BestIterate, mis_ratio_per_image
@@ -20,6 +26,7 @@ from .model_io import (
     frozen_for_attack,
     logits_at,
 )
+from .normalized_budget import IMAGENET_MEAN, IMAGENET_STD, budget_from_normalized
 from .objectives import DagMargin, Objective, RegionPrototype, WeightedCE
 from .padam import padam
 from .perturbation import perturbation_norms
@@ -70,6 +77,9 @@ __all__ = [
     "logits_at",
     "frozen_for_attack",
     "NonFiniteLogitsError",
+    "budget_from_normalized",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "Objective",
     "WeightedCE",
     "RegionPrototype",

@@ -57,6 +57,9 @@ def build_parser(prog: str = "fastsegadv train") -> argparse.ArgumentParser:
     g.add_argument(
         "--schedule", choices=["onecycle", "poly", "constant"], default="onecycle", help="learning-rate schedule"
     )
+    g.add_argument("--loss-reduction", choices=["per_part", "joint"], default="per_part",
+                   help="per_part: CE(clean) + CE(adv), each a mean (001 Algorithm 2); joint: one mean over the "
+                        "whole batch, as the public AT codebases (half the loss and gradient)")
     g.add_argument(
         "--aux-weight",
         type=_aux,
@@ -156,6 +159,7 @@ def _train(args: argparse.Namespace, ctx) -> list[dict]:
         weight_decay=args.weight_decay,
         optimizer=args.optimizer,
         schedule=args.schedule,
+        loss_reduction=args.loss_reduction,
         aux_weights=dict(args.aux_weight or []),
         amp=args.amp,
         seed=args.seed,

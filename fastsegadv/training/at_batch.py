@@ -72,18 +72,30 @@ def adversarial_training_loss(
     aux_weights: Mapping[str, float] | None = None,
     ignore_index: int = 255,
     normalizers: tuple[torch.Tensor, torch.Tensor] | None = None,
+    reduction: str = "per_part",
 ) -> torch.Tensor:
     """``CE(clean) + CE(adv)`` (001 Algorithm 2) of the main output plus ``w * (CE_clean + CE_adv)`` of
     each auxiliary head named in ``aux_weights`` (dict outputs, e.g. torchvision's ``"aux"``). Logits at
-    a lower resolution are upsampled bilinearly to the labels.
+    a lower resolution are upsampled bilinearly to the labels. The batch is clean first: images
+    ``[:n_clean]`` clean, ``[n_clean:]`` adversarial (as :func:`adversarial_batch` returns them).
+
+    ``reduction="per_part"`` (default, the papers' Algorithm 2): each part's CE is a mean over its own
+    valid pixels, and the two are added, about twice a mean CE. ``"joint"``: one mean over the valid
+    pixels of the whole batch (the public AT codebases' convention, CosPGD's and Croce et al.'s: about
+    half the per-part loss and gradient, as with half the learning rate).
 
     ``normalizers = (n_valid_clean, n_valid_adv)`` divides each part's CE sum by those counts instead of
     the local ones: distributed training passes the counts summed over ranks (scaled by the world size),
     so the averaged gradient equals one process's on the whole batch."""
+    if reduction not in ("per_part", "joint"):
+        raise ValueError(f"reduction must be 'per_part' or 'joint', got {reduction!r}")
     size = labels.shape[-2:]
     valid = labels != ignore_index  # [B, H, W]
     if normalizers is None:
         normalizers = (valid[:n_clean].sum().clamp_min(1), valid[n_clean:].sum().clamp_min(1))
+    if reduction == "joint":  # one count for both parts: sum(CE) / (N_clean + N_adv)
+        both = normalizers[0] + normalizers[1]
+        normalizers = (both, both)
     heads = [(1.0, logits_at(output, size))]
     for key, weight in (aux_weights or {}).items():
         if not isinstance(output, Mapping) or key not in output:

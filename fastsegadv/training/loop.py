@@ -60,6 +60,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # "adamw" or "sgd" (momentum 0.9)
     schedule: str = "onecycle"  # "onecycle", "poly" (power 0.9) or "constant"
+    # "per_part": CE(clean) + CE(adv), each a mean (001 Algorithm 2); "joint": one mean over the whole batch
+    # (the public AT codebases: half the loss and gradient of "per_part")
+    loss_reduction: str = "per_part"
     aux_weights: dict = field(default_factory=dict)  # {"aux": 0.4} for a torchvision-style aux head
     amp: str | None = None  # None, "bf16" or "fp16" (fp16 with a gradient scaler, CUDA only)
     sync_batchnorm: bool = False  # convert BatchNorm to SyncBatchNorm under DDP (GPU only)
@@ -91,6 +94,7 @@ class TrainConfig:
             (self.optimizer in ("adamw", "sgd"), "optimizer must be 'adamw' or 'sgd'"),
             (self.schedule in ("onecycle", "poly", "constant"), "schedule must be 'onecycle', 'poly' or 'constant'"),
             (self.amp in (None, "bf16", "fp16"), "amp must be None, 'bf16' or 'fp16'"),
+            (self.loss_reduction in ("per_part", "joint"), "loss_reduction must be 'per_part' or 'joint'"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
         ]
         for ok, msg in checks:
@@ -292,7 +296,8 @@ def fit(
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 out = net(x)
             loss = adversarial_training_loss(out, y, n_clean=n_clean, aux_weights=cfg.aux_weights,
-                                             ignore_index=cfg.ignore_index, normalizers=normalizers)
+                                             ignore_index=cfg.ignore_index, normalizers=normalizers,
+                                             reduction=cfg.loss_reduction)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)

@@ -217,3 +217,20 @@ def test_bf16_autocast_training_runs_on_cpu():
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with pytest.raises(ValueError, match="fp16.*CUDA"):
         fit(model, train, _config(amp="fp16", epochs=1), num_classes=NUM_CLASSES)
+
+
+def test_joint_reduction_is_one_mean_over_the_batch_as_the_codebases():
+    """``reduction="joint"``: CrossEntropyLoss(ignore_index) over the whole batch (the codebases' AT loss,
+    written here with torch's own CE); "per_part" is the sum of the two parts' means (001 Algorithm 2)."""
+    torch.manual_seed(0)
+    z = torch.randn(4, 5, 6, 6)
+    y = torch.randint(0, 5, (4, 6, 6))
+    y[0, :2] = 255
+    y[3, :, :3] = 255
+    joint = adversarial_training_loss(z, y, n_clean=2, reduction="joint")
+    torch.testing.assert_close(joint, F.cross_entropy(z, y, ignore_index=255))
+    per_part = adversarial_training_loss(z, y, n_clean=2)
+    expected = F.cross_entropy(z[:2], y[:2], ignore_index=255) + F.cross_entropy(z[2:], y[2:], ignore_index=255)
+    torch.testing.assert_close(per_part, expected)
+    with pytest.raises(ValueError, match="reduction"):
+        adversarial_training_loss(z, y, n_clean=2, reduction="mean")
