@@ -1,4 +1,10 @@
-"""The benchmarks' peak-memory probe measures what a call allocates (CPU: resident high-water mark)."""
+"""The benchmarks' peak-memory probe measures what a call allocates (CPU: resident high-water mark); the
+real-scale benchmark runs end to end at a small size."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -30,11 +36,6 @@ def test_peak_bytes_of_a_cheap_call_is_small():
 def test_real_scale_benchmark_runs_at_a_sixteenth_of_the_size(tmp_path):
     """benchmarks/real_scale.py end to end on shapes divided by 16 (64x128 Cityscapes, 32x32 ADE): every
     row present, x_bare of the bare pass 1, the report, JSON and plot written."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "real_scale.py"
     proc = subprocess.run([sys.executable, str(script), "--divisor", "16", "--steps", "1", "--rounds", "1",
                            "--shapes", "segformer_b0_slide", "upernet_convnext_t_512", "--out", str(tmp_path)],
