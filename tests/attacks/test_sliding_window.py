@@ -2,6 +2,10 @@
 (windows, F.pad of each window's resized logits, division by the count map): same windows, same
 logits, same input gradient; chunking and recomputation change nothing; attacks run through it on
 full-resolution images and leave the model as it was."""
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn as nn
@@ -109,10 +113,6 @@ def test_bad_windows_are_refused():
 
 
 def test_evaluate_slide_option(tmp_path):
-    import json
-    import subprocess
-    import sys
-
     out = tmp_path / "report"
     proc = subprocess.run([sys.executable, "-m", "fastsegadv", "evaluate", "--models", "standard", "--attacks",
                            "pgd@1", "--num-images", "2", "--slide", "32", "24", "--no-progress", "--no-curves",
