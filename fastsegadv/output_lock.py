@@ -23,12 +23,20 @@ class OutputBusy(ValueError):
     """Another process is writing the output folder."""
 
 
-def check_output_folder(folder: str | os.PathLike, *, argument: str = "--output") -> Path:
-    """The folder, created if needed, or one clear error when it is a file or cannot be written, before
-    any work (so no result is lost at the end)."""
+def check_output_folder(folder: str | os.PathLike, *, argument: str = "--output", create: bool = True) -> Path:
+    """One clear error when the folder is a file or cannot be written, before any work (so no result is
+    lost at the end); with ``create`` the folder is made, else only its nearest existing ancestor is
+    checked (nothing is written before the inputs are known to be good)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{argument} {folder} is an existing file, not a folder")
+    if not create:
+        existing = next(p for p in [folder, *folder.absolute().parents] if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"{argument} {folder} cannot be created: {existing} is a file")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"{argument} {folder} cannot be created: {existing} is not writable")
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:

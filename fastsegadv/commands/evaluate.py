@@ -14,7 +14,7 @@ from ..datasets import KINDS, open_dataset
 from ..distributed.context import init_distributed, shutdown
 from ..evaluation import DEFAULT_ATTACKS, TIERS, EvalConfig, evaluate_model, markdown_table, write_report
 from ..models import SHIPPED, SlidingWindow, load_named_models
-from ..output_lock import output_lock
+from ..output_lock import check_output_folder, output_lock
 from .config import parse_with_config, positive_int, size_pair, warn_small_eps
 
 # datasets whose SEA class weights are published (fastsegadv.attacks.sea_class_weights): VOC's for both VOC layouts
@@ -64,14 +64,18 @@ def run(args: argparse.Namespace):
     if args.output is None:
         raise ValueError("--output is required (the report directory)")
     ctx = init_distributed()
-    # the output folder is checked and locked before any work: an unwritable one would lose every result
+    if ctx.is_main:  # before any work (an unwritable folder would lose every result), without creating it
+        check_output_folder(args.output, create=False)
+    configs, eps_values, dataset, models = _prepare(args, ctx)
+    # locked from the first attack to the last file: one writer per report folder
     with output_lock(args.output) if ctx.is_main else contextlib.nullcontext():
-        results = _evaluate(args, ctx)
+        results = _evaluate(args, ctx, configs, eps_values, dataset, models)
     shutdown(ctx)
     return results
 
 
-def _evaluate(args: argparse.Namespace, ctx):
+def _prepare(args: argparse.Namespace, ctx):
+    """Every check and every load before the output folder is touched."""
     tier_attacks, tier_eps = TIERS[args.tier] if args.tier else (DEFAULT_ATTACKS, (8.0,))
     attacks = args.attacks if args.attacks is not None else list(tier_attacks)
     eps_values = tier_eps if args.eps is None else (args.eps if isinstance(args.eps, (list, tuple)) else [args.eps])
@@ -88,6 +92,10 @@ def _evaluate(args: argparse.Namespace, ctx):
         models = {label: SlidingWindow(m, crop=args.slide[0], stride=args.slide[1]) for label, m in models.items()}
     if ctx.is_main:
         dataset.verify()
+    return configs, eps_values, dataset, models
+
+
+def _evaluate(args: argparse.Namespace, ctx, configs, eps_values, dataset, models):
     results = []
     for e, cfg in zip(eps_values, configs):
         cfg.ignore_index = dataset.ignore_index
