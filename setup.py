@@ -73,7 +73,11 @@ def extensions():
 
     # -ffinite-math-only -fno-trapping-math let GCC vectorise the exp/min/max loops (csrc/cpu/fast_math.h);
     # the kernels never rely on NaN/inf semantics (the reference defines behaviour on finite logits).
-    cxx = ["-O3", "-fopenmp", "-std=c++17", "-ffinite-math-only", "-fno-trapping-math", "-fno-math-errno"]
+    # torch >= 2.14's headers need C++20 (ATen.h: "C++20 or later compatible compiler is required");
+    # older releases build as they always have, with C++17
+    major_minor = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+    std = "-std=c++20" if major_minor >= (2, 14) else "-std=c++17"
+    cxx = ["-O3", "-fopenmp", std, "-ffinite-math-only", "-fno-trapping-math", "-fno-math-errno"]
     if os.environ.get("FASTSEGADV_PORTABLE") != "1":
         cxx.append("-march=native")
     sources = ["csrc/ops.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))

@@ -119,8 +119,9 @@ capture_newest() {
   local N=$TWIN/newest py
   py=$(find_python 3.13) || { echo "no python3.13 found"; return 1; }
   [ -x "$N/bin/python" ] || "$py" -m venv "$N" || return 1
-  "$N/bin/python" -m pip install -q --upgrade pip setuptools wheel || return 1
-  "$N/bin/python" -m pip install -q --upgrade torch numpy pytest scipy ninja || return 1
+  # PIP_CONFIG_FILE=/dev/null: a machine-wide pip.conf may cap torch (here: a constraints file, <= 2.14.1)
+  PIP_CONFIG_FILE=/dev/null "$N/bin/python" -m pip install -q --upgrade pip setuptools wheel || return 1
+  PIP_CONFIG_FILE=/dev/null "$N/bin/python" -m pip install -q --upgrade torch numpy pytest scipy ninja || return 1
   "$N/bin/python" -c "import torch, triton; print('newest torch', torch.__version__, 'triton', triton.__version__)" \
     | tee "$TWIN/newest_versions.txt"
   FASTSEGADV_NO_CUDA=1 FASTSEGADV_PORTABLE=1 MAX_JOBS=$(nproc) "$N/bin/python" -m pip install -q \
