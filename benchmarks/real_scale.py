@@ -26,6 +26,7 @@ bare pass. Peak memory: the resident high-water mark of one more call (benchmark
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -121,15 +122,14 @@ def rows_for(name: str, steps: int, rounds: int, peers: bool, divisor: int = 1) 
         runs[f"{attack} upsampled"] = (lambda fn=fn, kw=kw: fn(up, x, y, eps=EPS, seed=0, **kw), n)
     if peers:
         plain = up  # the peers take a model returning label-resolution logits
-        runs["segpgd: cospgd package"] = (lambda: cospgd_package_loop(plain, x, y, scale="segpgd", eps=EPS,
-                                                                      alpha=ALPHA, steps=steps), steps)
-        try:
+        if importlib.util.find_spec("cospgd") is not None:  # the peers install from the package index
+            runs["segpgd: cospgd package"] = (lambda: cospgd_package_loop(plain, x, y, scale="segpgd", eps=EPS,
+                                                                          alpha=ALPHA, steps=steps), steps)
+        if importlib.util.find_spec("torchattacks") is not None:
             import torchattacks
 
             atk = torchattacks.PGD(plain, eps=EPS, alpha=ALPHA, steps=steps, random_start=True)
             runs["pgd: torchattacks"] = (lambda: atk(x, torch.where(y == 255, -100, y)), steps)
-        except ImportError:
-            pass
         runs["apgd_js: SEA-style loop"] = (lambda: sea_apgd_js(plain, x, y, eps=EPS, steps=steps), steps)
     rows = []
     for label, (fn, n) in runs.items():

@@ -71,6 +71,7 @@ make_venv() {
   fi
   "$V" -m pip install -q numpy pytest pytest-benchmark ninja scipy transformers timm tqdm matplotlib \
     scikit-learn pillow pyyaml segmentation-models-pytorch || return 1
+  "$V" -m pip install -q --no-deps cospgd torchattacks || return 1  # the peers, as CI installs them
   "$V" -c "import torch, triton, numpy; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__, 'numpy', numpy.__version__)" \
     | tee "$TWIN/versions.txt"
   "$V" -c "import torch, sys; sys.exit(0 if torch.version.cuda and torch.version.cuda.startswith('13.0') else 1)" \

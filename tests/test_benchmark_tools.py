@@ -1,5 +1,6 @@
 """The benchmarks' peak-memory probe measures what a call allocates (CPU: resident high-water mark); the
 real-scale benchmark runs end to end at a small size."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -45,7 +46,8 @@ def test_real_scale_benchmark_runs_at_a_sixteenth_of_the_size(tmp_path):
     data = json.loads((folder / "real_scale.json").read_text())
     runs = {(r["shape"], r["run"]) for r in data["rows"]}
     assert ("upernet_convnext_t_512", "rp_pgd fused upsample") in runs
-    assert ("segformer_b0_slide", "segpgd: cospgd package") in runs
+    if importlib.util.find_spec("cospgd") is not None:
+        assert ("segformer_b0_slide", "segpgd: cospgd package") in runs
     assert not any(r["run"].startswith("rp_pgd") for r in data["rows"] if r["shape"] == "segformer_b0_slide")
     assert all(r["s_per_iteration"] > 0 for r in data["rows"])
     assert [r["x_bare"] for r in data["rows"] if r["run"] == "bare"] == [1.0, 1.0]
