@@ -17,9 +17,11 @@ low-resolution logits go to the loss as they are) and without it (``upsampled``:
 return label-resolution logits, the fused loss on those); the ``cospgd`` package's SegPGD loop,
 torchattacks' PGD and the SEA-style APGD-JS loop (benchmarks/peer_loops.py) on the same model and input.
 
-Time: each attack runs ``--steps`` iterations, ``--rounds`` times; the row is the fastest round divided by
-the steps (on this shared machine the minimum is the stable statistic), ``x_bare`` that over the fastest
-bare pass. Peak memory: the resident high-water mark of one more call (benchmarks/peak_memory.py).
+Time: each attack runs ``--steps`` iterations, ``--rounds`` times after a first call that measures the peak
+memory (the resident high-water mark, benchmarks/peak_memory.py) and warms up; the row is the fastest round
+divided by the steps (on this shared machine the minimum is the stable statistic), ``x_bare`` that over the
+fastest bare pass. Fixed costs of an attack (RP-PGD's clean forward, SEA's scoring of each radius stage's
+start) are spread over its iterations, so few steps overstate them.
 
     python benchmarks/real_scale.py [--shapes NAME ...] [--steps 2] [--rounds 2] [--out DIR]
 """
@@ -133,14 +135,13 @@ def rows_for(name: str, steps: int, rounds: int, peers: bool, divisor: int = 1) 
         runs["apgd_js: SEA-style loop"] = (lambda: sea_apgd_js(plain, x, y, eps=EPS, steps=steps), steps)
     rows = []
     for label, (fn, n) in runs.items():
-        fn()  # warm-up (and the first-touch allocations)
+        peak = peak_bytes(fn, x.device)  # also the warm-up (first-touch allocations)
         best = float("inf")
         for _ in range(rounds):
             t = time.perf_counter()
             fn()
             best = min(best, time.perf_counter() - t)
         model.zero_grad(set_to_none=True)
-        peak = peak_bytes(fn, x.device)
         rows.append({"shape": name, "input": list(shape), "classes": classes, "run": label, "steps": n,
                      "s_per_iteration": best / n, "peak_MiB": None if peak is None else peak / 2**20})
         print(rows[-1], flush=True)
