@@ -4,6 +4,7 @@ gets the permissions ``open()`` would give it (0666 less the umask), not ``mkste
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -17,12 +18,18 @@ def _umask() -> int:
     return mask
 
 
+def _temporary_affixes(path: Path) -> tuple[str, str]:
+    """Prefix and suffix of the temporaries of ``path`` (``.NAME.<random>.tmp`` beside it)."""
+    return f".{path.name}.", ".tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix, suffix = _temporary_affixes(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -34,6 +41,19 @@ def atomic_path(path: str | os.PathLike):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries of ``path`` that a kill during :func:`atomic_path` left behind (nothing else
+    removes them); returns what was removed. Only for a path no other process is writing."""
+    path = Path(path)
+    prefix, suffix = _temporary_affixes(path)
+    removed = []
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*{suffix}"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

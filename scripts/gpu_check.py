@@ -161,6 +161,7 @@ class Runner:
         self.log_path = out / "gpu_check.log"
         self.rows: dict[str, dict] = {}
         self.extra: dict = {}
+        self.commit = commit_id()
         self.t0 = time.time()
 
     def left(self) -> float:
@@ -168,7 +169,7 @@ class Runner:
 
     def write_summary(self) -> None:
         summary = {
-            "gpu": self.info, "part": self.part, "out": str(self.out), "commit": commit_id(), "budget_s": self.budget,
+            "gpu": self.info, "part": self.part, "out": str(self.out), "commit": self.commit, "budget_s": self.budget,
             "seconds": round(time.time() - self.t0, 1), "stages": self.rows, **self.extra,
             "targets": {"fused loss": ">= 70 % of copy_ bandwidth, >= 5x eager, faster than torch.compile(ref)",
                         "attack step": "<= 1.05x a bare forward + input-gradient backward",

@@ -58,7 +58,7 @@ def cw_l2(
     w = torch.atanh((2 * x - 1).clamp(-1 + 1e-6, 1 - 1e-6)).requires_grad_(True)
     opt = torch.optim.Adam([w], lr=lr)
     best = BestIterate(x, ties="smaller_norm")
-    moved = torch.zeros((), dtype=torch.bool, device=x.device)  # did the margin term ever have a gradient?
+    moved = False  # did the margin term have an input gradient at the clean images?
     with frozen_for_attack(model, eval_mode=eval_mode):
         for t in range(steps + 1):
             with torch.enable_grad():
@@ -83,16 +83,15 @@ def cw_l2(
             opt.zero_grad(set_to_none=True)
             if t == 0:
                 # does the model give the margin term a gradient at all? (once: one extra backward)
-                needs = bool(((margin.detach() + kappa) > 0)[valid].any())
-                if not needs:
-                    moved |= True  # every pixel already fooled: nothing to move
+                if not bool(((margin.detach() + kappa) > 0)[valid].any()):
+                    moved = True  # every pixel already fooled: nothing to move
                 elif hinge.requires_grad:
                     (gh,) = torch.autograd.grad(hinge.sum(), w, retain_graph=True)
-                    moved |= (gh != 0).any()
+                    moved = bool((gh != 0).any())
             g = input_gradient(loss, w)
             w.grad = g
             opt.step()
-    if not bool(moved):
+    if not moved:
         warnings.warn("cw_l2: the margin term had no input gradient at the clean images (a model whose logits are "
                       "piecewise constant, detached or argmax-based): the result is near the clean images and says "
                       "nothing about robustness", stacklevel=2)

@@ -7,6 +7,8 @@ import math
 
 import torch
 
+from .validation import check_seed_length
+
 
 def per_image_norm(g: torch.Tensor, p: float) -> torch.Tensor:
     """``[B, 1, 1, 1]`` ℓp norm (p = 2 or inf) of each image of ``g [B, ...]``, at least 1e-12."""
@@ -47,9 +49,8 @@ def per_image_generators(seed, batch: int, device: torch.device):
         return None
     if isinstance(seed, int):
         return torch.Generator(device=device).manual_seed(seed)
+    check_seed_length(seed, batch)
     seeds = [int(s) for s in (seed.tolist() if isinstance(seed, torch.Tensor) else seed)]
-    if len(seeds) != batch:
-        raise ValueError(f"seed: expected an int or {batch} per-image seeds, got {len(seeds)}")
     return [torch.Generator(device=device).manual_seed(s) for s in seeds]
 
 

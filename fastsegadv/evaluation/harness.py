@@ -180,8 +180,7 @@ def honest_prediction(logits: torch.Tensor, labels: torch.Tensor,
     pred = class_prediction(logits)
     bad = ~torch.isfinite(logits).all(1)  # [B, H, W]
     if bool(bad.any()):
-        wrong = (labels.clamp(0, num_classes - 1) + 1) % num_classes
-        pred = torch.where(bad, wrong, pred)
+        pred = torch.where(bad, everything_wrong(labels, num_classes), pred)
     return pred, bad.flatten(1).any(1)
 
 
@@ -397,15 +396,13 @@ def evaluate_model(
             clean.update(pred, y)  # also checks the labels' range
             per_img = per_image_confusion(pred, y, c, ignore_index=ign)  # [b, C, C]
             valid = per_img.sum((1, 2)).clamp_min(1)
-            records = [
-                {"index": i, "clean_acc": float(a)}
-                for i, a in zip(range(start, stop), (per_img.diagonal(dim1=1, dim2=2).sum(1) / valid).tolist())
-            ]
+            correct = per_img.diagonal(dim1=1, dim2=2).sum(1)  # [b] correctly predicted valid pixels
+            records = [{"index": i, "clean_acc": float(a)}
+                       for i, a in zip(range(start, stop), (correct / valid).tolist())]
             attack_non_finite = torch.zeros_like(non_finite)
             # the clean image is a candidate of the worst case (an attacker can always submit it; AutoAttack
             # counts clean errors as robust errors): an attack replaces it only where it does strictly worse
-            clean_acc = per_img.diagonal(dim1=1, dim2=2).sum(1).double() / valid
-            worst_acc = clean_acc.clone()
+            worst_acc = correct.double() / valid
             worst_cm = per_img.clone()
             worst_name = ["Clean"] * len(seeds)
             attack_cms = []  # per attack [b, C, C]

@@ -12,7 +12,6 @@ schedule is then rebuilt for the new length and brought to the step reached.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -87,23 +86,11 @@ def check_resume(path, saved: dict, new: dict, *, dataset_size: int, saved_datas
     changes = config_changes(saved, new)
     if saved_dataset_size != dataset_size:
         changes["num_images (training set size)"] = (saved_dataset_size, dataset_size)
-    epochs = changes.get("epochs")
     blocking = {k: v for k, v in changes.items() if k != "epochs" or v[1] < v[0]}
-    if blocking and not allow_changes:
+    if blocking and not allow_changes:  # (fewer epochs than the run was started with are among them)
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in blocking.items())
         raise CheckpointError(f"{path} was written with other settings ({listed}). Resuming would mix two "
                               "configurations: use the same options, start over with --no-resume, or pass "
                               "--resume-with-changes to continue with the new ones on purpose")
-    if epochs is not None and epochs[1] < epochs[0] and not allow_changes:
-        raise CheckpointError(f"{path}: --epochs {epochs[1]} is below the {epochs[0]} the run was started with")
     return changes
 
-
-def remove_stale_temporaries(folder: str | os.PathLike, name: str) -> list[Path]:
-    """Delete ``.NAME.*.tmp`` files a kill during a write left in ``folder``; returns what was removed."""
-    removed = []
-    for tmp in Path(folder).glob(f".{name}.*.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-            removed.append(tmp)
-    return removed

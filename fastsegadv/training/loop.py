@@ -39,6 +39,7 @@ from ..distributed.context import DistContext, all_gather_objects, all_reduce_su
 from ..distributed.sharding import clean_confusion, collate, image_seed, stack_items
 from ..metrics import ConfusionMatrix
 from ..outputs import class_prediction, logits_at
+from ..safe_load import UnreadableFile, load_weights
 from . import checkpoint
 from .at_batch import adversarial_batch, adversarial_training_loss
 
@@ -229,7 +230,7 @@ def fit(
     meter = _EpochMeter(num_classes, cfg.ignore_index, device)
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
     if ckpt_dir is not None and ctx.is_main:
-        checkpoint.remove_stale_temporaries(ckpt_dir, CHECKPOINT_NAME)  # left by a kill during a write
+        atomic_io.remove_leftovers(ckpt_dir / CHECKPOINT_NAME)  # left by a kill during a checkpoint write
     if ckpt_dir is not None and cfg.resume and (ckpt_dir / CHECKPOINT_NAME).exists():
         path = ckpt_dir / CHECKPOINT_NAME
         ck = checkpoint.load(path, map_location=device)
@@ -239,10 +240,9 @@ def fit(
         changes = checkpoint.check_resume(path, ck["config"], dataclasses.asdict(cfg), dataset_size=n,
                                           saved_dataset_size=ck["dataset_size"], allow_changes=cfg.resume_with_changes)
         try:
-            model.load_state_dict(ck["model"])
-        except RuntimeError as e:
-            raise checkpoint.CheckpointError(f"{path} holds the weights of another model: "
-                                             f"{str(e).splitlines()[-1].strip()[:300]}") from None
+            load_weights(model, ck["model"], path=path)
+        except UnreadableFile as e:
+            raise checkpoint.CheckpointError(str(e)) from None
         if "optimizer" not in changes:
             opt.load_state_dict(ck["optimizer"])
         start_epoch, start_step, history = ck["epoch"], ck["step"], ck["history"]
@@ -327,8 +327,9 @@ def fit(
         for cb in callbacks:
             cb("epoch_end", record)
     bar.close()
-    if ckpt_dir is not None and ctx.is_main:  # also when a resume found training complete (a kill after the
-        atomic_io.write_text(ckpt_dir / "metrics.json", json.dumps(history, indent=1))  # last checkpoint)
+    if ckpt_dir is not None and ctx.is_main and start_epoch >= cfg.epochs:
+        # a resume that found training complete (killed after the last checkpoint, before the metrics)
+        atomic_io.write_text(ckpt_dir / "metrics.json", json.dumps(history, indent=1))
     model.eval()
     return history
 
