@@ -33,6 +33,28 @@ def _layout_of(t: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if dense_cl else torch.contiguous_format
 
 
+BEST_ITERATE = ("misratio", "loss")
+
+
+def best_iterate_criterion(best_iterate: bool | str, restarts: int) -> str | None:
+    """``"misratio"``, ``"loss"`` or None (keep the last iterate) from ``best_iterate`` and ``restarts``."""
+    if best_iterate is True:
+        return "misratio"
+    if best_iterate is False or best_iterate is None:
+        return "misratio" if restarts > 1 else None
+    if best_iterate not in BEST_ITERATE:
+        raise ValueError(f"best_iterate must be True, False or one of {BEST_ITERATE}, got {best_iterate!r}")
+    return best_iterate
+
+
+def keep_best(best: BestIterate, criterion: str, x_adv: torch.Tensor, prediction: torch.Tensor,
+              image_loss: torch.Tensor | None, labels: torch.Tensor, ignore_index: int) -> None:
+    if criterion == "loss":
+        best.update_scores(x_adv, image_loss)
+    else:
+        best.update(x_adv, prediction, labels, ignore_index)
+
+
 def run_attack(
     model: nn.Module,
     images: torch.Tensor,
@@ -46,7 +68,7 @@ def run_attack(
     random_start: bool = False,
     restarts: int = 1,
     targeted_labels: torch.Tensor | None = None,
-    best_iterate: bool = False,
+    best_iterate: bool | str = False,
     trace: AttackTrace | None = None,
     seed: int | Sequence[int] | torch.Tensor | None = None,
     ignore_index: int = 255,
@@ -63,8 +85,10 @@ def run_attack(
 
     images ``[B, 3, H, W]`` in [0, 1], labels ``[B, H, W]`` int with ``ignore_index``. ``eps`` and
     ``alpha`` are on the [0, 1] scale (8/255, not 8). ``targeted_labels`` turns it into descent on the
-    objective w.r.t. those labels. ``best_iterate`` keeps, per image, the iterate with the highest
-    MisRatio (one extra no-grad forward at the end of each restart); so do ``restarts > 1``.
+    objective w.r.t. those labels. ``best_iterate`` keeps, per image, the most damaging iterate
+    (one extra no-grad forward at the end of each restart): ``True`` or ``"misratio"`` the one with the highest
+    MisRatio (the evaluation's criterion; also what ``restarts > 1`` keep), ``"loss"`` the one with the highest
+    objective value per image (Croce et al.'s APGD criterion; one extra no-grad loss evaluation per step).
     ``pixel_mask`` ``[B or 1, 1, H, W]`` zeroes the step outside a pixel subset (004 §4.5).
     ``seed``: an int (one generator for the batch) or one seed per image (the random start of each image
     then does not depend on its batch). ``normalization=(mean, std)`` wraps the model. ``amp="bf16"`` or
@@ -96,11 +120,12 @@ def run_attack(
     norm = "l2" if step_rule == "l2" else "linf"
     attack_labels = labels if targeted_labels is None else targeted_labels
     generator = per_image_generators(seed, images.shape[0], images.device)
-    track = best_iterate or restarts > 1
+    criterion = best_iterate_criterion(best_iterate, restarts)
+    track = criterion is not None
     x = images.detach()
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    best = BestIterate(x, ties="replace")  # per image, the highest-MisRatio iterate (later ones win ties)
+    best = BestIterate(x, ties="replace")  # per image, the most damaging iterate (later ones win ties)
     hook = FeatureHook(model, feature_layer) if objective.needs_features else None
     with prepared_model(model, execution, hook) as forward_raw:
         if objective.needs_clean_prediction and clean_prediction is None:
@@ -111,7 +136,8 @@ def run_attack(
         iteration = AttackIteration(
             forward_raw=forward_raw, objective=objective, x=x, labels=labels, attack_labels=attack_labels,
             targeted=targeted_labels is not None, eps=eps, alpha=alpha, steps=steps, step_rule=step_rule,
-            pixel_mask=pixel_mask, hook=hook, ignore_index=ignore_index, want_prediction=trace is not None or track)
+            pixel_mask=pixel_mask, hook=hook, ignore_index=ignore_index, want_prediction=trace is not None or track,
+            want_image_loss=criterion == "loss")
         captured = None
         if compile_step and steps > 1:
             captured = CapturedStep(iteration, compile_step=compile_step, device=x.device)
@@ -127,20 +153,19 @@ def run_attack(
                     params = params.to(x.device, non_blocking=True)
                 ran_captured = False
                 if captured is not None and not first and (params is None or iteration.fused):
-                    x_next, loss, prediction = captured(input_leaf(x_adv), params, None)
+                    x_next, loss, prediction, image_loss = captured(input_leaf(x_adv), params, None)
                     ran_captured = captured.last_captured
                 else:  # the same weights from step=t (the eager loss encodes t itself)
-                    x_next, loss, prediction = iteration(x_adv, None, t, first=first)
+                    x_next, loss, prediction, image_loss = iteration(x_adv, None, t, first=first)
                 with torch.no_grad():
                     if trace is not None:
                         trace.record_step(restart, loss, prediction, labels, ignore_index,
                                           objective.region_counts(attack_labels), captured=ran_captured)
                     if track:
-                        best.update(x_adv, prediction, labels, ignore_index)
+                        keep_best(best, criterion, x_adv, prediction, image_loss, labels, ignore_index)
                 x_adv = x_next
             if track:
-                with torch.no_grad():
-                    best.update(x_adv, class_prediction(logits_at(forward_raw(x_adv), size)), labels, ignore_index)
+                keep_best(best, criterion, x_adv, *iteration.score_final(x_adv), labels, ignore_index)
     if trace is not None and captured is not None and captured.error is not None:
         trace.capture_error = captured.error  # the steps after it ran eagerly: recorded, not silent
     best_x = best.x if track else x_adv

@@ -38,6 +38,22 @@ class Objective:
             return upsample_weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index)
         return weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index, validate=False)
 
+    def per_image(self, logits, labels, *, step: int | None, steps: int, features=None, low_res: bool = False,
+                  params: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B]``: image b's part of the ascended loss over its own valid pixels (``best_iterate="loss"``
+        ranks one image's iterates by it, as Croce et al.'s APGD keeps its highest-loss iterate)."""
+        per_pixel = self._per_pixel(logits, labels, step=step, steps=steps, low_res=low_res, params=params)
+        n_valid = (labels != self.ignore_index).flatten(1).sum(1).clamp_min(1)  # [B]
+        return per_pixel.float().flatten(1).sum(1) / n_valid
+
+    def _per_pixel(self, logits, labels, *, step, steps, low_res, params) -> torch.Tensor:
+        """``[B, H, W]`` per-pixel loss at label resolution, 0 where ignored."""
+        if low_res:
+            return upsample_weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index, validate=False,
+                                                   reduction="none")
+        return weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index, validate=False,
+                                      reduction="none")
+
     def region_counts(self, labels: torch.Tensor) -> torch.Tensor | None:
         return None
 
@@ -61,8 +77,17 @@ class WeightedCE(Objective):
         return torch.tensor(encode(self.weighting, step, steps, True)[1], dtype=torch.float32)
 
     def __call__(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
+        return self._weighted(logits, labels, step=step, steps=steps, low_res=low_res, params=params, reduction="mean")
+
+    def _per_pixel(self, logits, labels, *, step, steps, low_res, params):
+        # scoring an iterate that the attack's own loss has already seen: the region state stays as it is
+        return self._weighted(logits, labels, step=step, steps=steps, low_res=low_res, params=params, reduction="none",
+                              update_region_state=False)
+
+    def _weighted(self, logits, labels, *, step, steps, low_res, params, reduction, update_region_state=True):
         kw = dict(weighting=self.weighting, step=step, steps=steps, region_state=self.state,
-                  ignore_index=self.ignore_index, params=params)
+                  update_region_state=update_region_state, ignore_index=self.ignore_index, params=params,
+                  reduction=reduction)
         # the attack checked the labels and made the region state once, before its first step
         if low_res:
             return upsample_weighted_cross_entropy(logits, labels, validate=False, **kw)
@@ -96,6 +121,17 @@ class RegionPrototype(WeightedCE):
     def __call__(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
         if self.beta == 1.0:
             return super().__call__(logits, labels, step=step, steps=steps, low_res=low_res, params=params)
+        return self._eq7(logits, labels, step=step, steps=steps, features=features, params=params,
+                         update_region_state=True).mean()
+
+    def per_image(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
+        """``[B]``: Eq. 7 per image (the mean over the images is the ascended value)."""
+        if self.beta == 1.0:
+            return super().per_image(logits, labels, step=step, steps=steps, low_res=low_res, params=params)
+        return self._eq7(logits, labels, step=step, steps=steps, features=features, params=params,
+                         update_region_state=False)
+
+    def _eq7(self, logits, labels, *, step, steps, features, params, update_region_state):
         if features is None:
             raise ValueError("RP-PGD's prototype term saw no features: the feature_layer did not run in the "
                                "forward that produced the logits; name one that does with feature_layer=")
@@ -105,12 +141,13 @@ class RegionPrototype(WeightedCE):
                              "no layer holds the whole image's features; use beta=1 (the region loss alone)")
         per_pixel = weighted_cross_entropy(  # [B, H, W]: lambda_{r(i)} * CE_i, 0 where ignored
             logits, labels, weighting=self.weighting, step=step, steps=steps, region_state=self.state,
-            ignore_index=self.ignore_index, params=params, validate=False, reduction="none")
+            update_region_state=update_region_state, ignore_index=self.ignore_index, params=params, validate=False,
+            reduction="none")
         n_valid = (labels != self.ignore_index).flatten(1).sum(1).clamp_min(1)  # [B]
         l_r = per_pixel.float().flatten(1).sum(1) / n_valid  # [B], Eq. 3 per image
         l_p = prototype_loss(features, labels, self.state, num_classes=logits.shape[1],
                              ignore_index=self.ignore_index, reduction="none")  # [B], Eq. 6 per image
-        return (self.beta * l_r + (1.0 - self.beta) * l_p.float()).mean()  # Eq. 7 per image, mean over images
+        return self.beta * l_r + (1.0 - self.beta) * l_p.float()  # [B], Eq. 7 per image
 
 
 class DagMargin(Objective):
@@ -120,6 +157,10 @@ class DagMargin(Objective):
     supports_low_res = False
 
     def __call__(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
+        return self.per_image(logits, labels, step=step, steps=steps).sum()
+
+    def per_image(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
+        """``[B]``: minus image b's sum of positive margins (the ascended value is their sum)."""
         z = logits.float()
         valid = labels != self.ignore_index
         safe = torch.where(valid, labels, torch.zeros_like(labels))
@@ -127,4 +168,4 @@ class DagMargin(Objective):
         others = z.scatter(1, safe.unsqueeze(1), float("-inf")).amax(1)  # [B, H, W]
         margin = z_y - others
         active = valid & (margin.detach() > 0)
-        return -(margin * active).sum()
+        return -(margin * active).flatten(1).sum(1)

@@ -17,6 +17,8 @@ CASES = {
     "pgd": partial(A.pgd, eps=EPS, alpha=0.01, steps=3),
     "pgd_restarts": partial(A.pgd, eps=EPS, alpha=0.01, steps=2, restarts=2),
     "pgd_best_iterate": partial(A.pgd, eps=EPS, alpha=0.01, steps=3, best_iterate=True),
+    "pgd_best_loss": partial(A.pgd, eps=EPS, alpha=0.01, steps=3, best_iterate="loss"),
+    "segpgd_best_loss": partial(A.segpgd, eps=EPS, alpha=0.01, steps=3, best_iterate="loss"),
     "pgd_normalized": partial(A.pgd, eps=EPS, alpha=0.01, steps=2, normalization=((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))),
     "bim_l2": partial(A.bim_l2, eps=0.5, alpha=0.2, steps=3),
     "segpgd": partial(A.segpgd, eps=EPS, alpha=0.01, steps=3),
@@ -25,11 +27,13 @@ CASES = {
     "cospgd": partial(A.cospgd, eps=EPS, alpha=0.01, steps=3),
     "rp_pgd": partial(A.rp_pgd, eps=EPS, alpha=0.01, steps=3),
     "rp_pgd_regions": partial(A.rp_pgd, eps=EPS, alpha=0.01, steps=3, beta=1.0),
+    "rp_pgd_best_loss": partial(A.rp_pgd, eps=EPS, alpha=0.01, steps=3, best_iterate="loss"),
     "uncertainty_fgsm": partial(A.uncertainty_fgsm, eps=EPS, measure="margin"),
     "uncertainty_ifgsm_l0": partial(A.uncertainty_ifgsm, eps=4 / 255, steps=3, measure=None, zero_out=0.75),
     "uncertainty_pgd": partial(A.uncertainty_pgd, eps=EPS, alpha=0.01, steps=3, measure="entropy", zero_out=0.75),
     "pixel_subset_ifgsm": partial(A.pixel_subset_ifgsm, eps=EPS, num_pixels=60, steps=3),
     "dag": partial(A.dag, eps=EPS, alpha=2 / 255, steps=3),
+    "dag_best_loss": partial(A.dag, eps=EPS, alpha=2 / 255, steps=3, best_iterate="loss"),
 }
 
 

@@ -77,12 +77,13 @@ def test_inductor_capture_equals_eager(tiny_model, batch):
     assert ((captured - x).abs() <= 8 / 255 + 1e-6).all()
 
 
-def test_capture_keeps_trace_and_best_iterate(tiny_model, batch):
+@pytest.mark.parametrize("criterion", [True, "loss"])
+def test_capture_keeps_trace_and_best_iterate(tiny_model, batch, criterion):
     x, y = batch
     traces = [A.AttackTrace(num_classes=5), A.AttackTrace(num_classes=5)]
     counter = _CountingBackend()
-    eager = A.segpgd(tiny_model, x, y, steps=4, seed=0, trace=traces[0], best_iterate=True)
-    captured = A.segpgd(tiny_model, x, y, steps=4, seed=0, trace=traces[1], best_iterate=True,
+    eager = A.segpgd(tiny_model, x, y, steps=4, seed=0, trace=traces[0], best_iterate=criterion)
+    captured = A.segpgd(tiny_model, x, y, steps=4, seed=0, trace=traces[1], best_iterate=criterion,
                         compile_step=counter)
     assert counter.runs == 3 and torch.equal(captured, eager)
     rows = [[{k: v for k, v in r.items() if k != "captured"} for r in t.as_dicts()] for t in traces]

@@ -55,6 +55,30 @@ def test_adversarial_batch_runs_the_named_attack_in_eval_mode(tiny_model, batch)
     assert n_clean == 1 and torch.equal(x_at[1:], expected)
 
 
+def test_adversarial_first_order_as_the_codebases(tiny_model, batch):
+    """order="adversarial_first": the first B - n_clean images are attacked (with their own seeds) and put
+    first, as the CosPGD authors' and Croce et al.'s loops lay out the batch; the loss reads the same layout."""
+    images, labels = batch
+    x = torch.cat([images, images.flip(0)])
+    y = torch.cat([labels, labels.flip(0)])
+    x_at, y_at, n_clean = adversarial_batch(tiny_model, x, y, attack="pgd@2", eps=4 / 255, seed=[1, 2, 3, 4],
+                                            clean_fraction=0.25, order="adversarial_first")
+    assert n_clean == 1 and torch.equal(y_at, y) and torch.equal(x_at[3:], x[3:])
+    expected = pgd(tiny_model, x[:3], y[:3], eps=4 / 255, steps=2, seed=[1, 2, 3])
+    assert torch.equal(x_at[:3], expected)
+    z = torch.randn(4, 5, *y.shape[-2:])
+    loss = adversarial_training_loss(z, y, n_clean=1, order="adversarial_first")
+    by_hand = F.cross_entropy(z[3:], y[3:], ignore_index=255) + F.cross_entropy(z[:3], y[:3], ignore_index=255)
+    torch.testing.assert_close(loss, by_hand)
+    # the same two parts, laid out clean first, give the same loss
+    swapped = adversarial_training_loss(torch.cat([z[3:], z[:3]]), torch.cat([y[3:], y[:3]]), n_clean=1)
+    torch.testing.assert_close(loss, swapped)
+    with pytest.raises(ValueError, match="order must be one of"):
+        adversarial_batch(tiny_model, x, y, order="adv_first")
+    with pytest.raises(ValueError, match="order must be one of"):
+        adversarial_training_loss(z, y, n_clean=1, order="last")
+
+
 def test_unknown_attack_name_is_a_clear_error(tiny_model, batch):
     with pytest.raises(ValueError, match="unknown attack 'pdg'.*did you mean 'pgd'"):
         adversarial_batch(tiny_model, *batch, attack="pdg@3")
