@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo test lint bench cuda-check gpu-check gpu-twin venv-check at-study
+.PHONY: setup demo test lint docs bench cuda-check gpu-check gpu-twin venv-check at-study
 setup:
 	bash scripts/setup_env.sh
 
@@ -15,6 +15,11 @@ test: setup
 
 lint: setup
 	$(PYTHON) -m ruff check .
+
+# the documentation site (mkdocs-material + mkdocstrings) -> site/index.html; strict: a broken link or
+# reference fails it
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
 
 cuda-check: setup
 	bash scripts/compile_cuda.sh

@@ -6,6 +6,9 @@ import torch
 
 from .outputs import class_prediction, logits_at
 
+__all__ = ["ConfusionMatrix", "confusion_matrix", "per_image_confusion", "prediction_confusion", "dataset_miou",
+           "mis_ratio", "delta_miou", "iou_ratio"]
+
 
 class ConfusionMatrix:
     """Streaming ``[C, C]`` confusion matrix, rows = label, columns = prediction; ignored pixels skipped.

@@ -13,3 +13,6 @@ have "import fastsegadv, pytest, pytest_benchmark, triton, sklearn, tqdm, matplo
   && [ "$("$PY" -c 'import fastsegadv, os; print(os.path.realpath(os.path.dirname(fastsegadv.__file__)))')" = "$(realpath fastsegadv)" ] \
   || "$PY" -m pip install -q --no-build-isolation -e ".[test]"
 have "import cospgd, torchattacks" || "$PY" -m pip install -q --no-deps cospgd torchattacks
+# the documentation site's tools (make docs, tests/test_docs.py)
+have "import mkdocs, material, mkdocstrings, mkdocstrings_handlers.python" \
+  || "$PY" -m pip install -q "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"

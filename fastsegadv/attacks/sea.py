@@ -53,7 +53,7 @@ from .sea_class_weights import dataset_class_weights
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 SEA_LOSSES = ("mask_ce_bal", "mask_ce_avg", "js_avg")
-LOSSES = SEA_LOSSES + ("ce_avg", "tsallis")
+LOSSES = SEA_LOSSES + ("ce_avg", "tsallis", "mask_ce_iou")
 # (radius as a multiple of eps, share of the iterations)
 RADIUS_STAGES = ((2.0, 0.3), (1.5, 0.3), (1.0, 0.4))
 RHO = 0.75
@@ -99,6 +99,25 @@ def balanced_class_weights(labels: torch.Tensor, num_classes: int, ignore_index:
     return (inv / inv.sum(1, keepdim=True).clamp_min(1e-12)).float()
 
 
+def iou_class_weights(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                      ignore_index: int) -> torch.Tensor:
+    """``[B, K]`` per-image weights of mask-ce-iou: ``w_c = 1 / U_c`` with ``U_c = TP_c + FP_c + FN_c`` the
+    union of class c in the image's current prediction (0 where the union is empty). Fooling one more
+    correct pixel of class c turns a TP into an FN: the union stays and IoU_c falls by exactly 1 / U_c, so
+    w is dIoU_c per pixel, and a class's total weight over its correct pixels is its IoU (TP_c / U_c): the
+    classes that still hold the mIoU up get the weight. From the image alone (batch-invariant)."""
+    valid = labels != ignore_index
+    b = labels.shape[0]
+    safe_y = torch.where(valid, labels, torch.zeros_like(labels)).flatten(1)  # [B, HW]
+    safe_p = torch.where(valid, prediction, torch.zeros_like(prediction)).flatten(1)
+    v = valid.flatten(1).double()
+    gt = torch.zeros(b, num_classes, device=labels.device, dtype=torch.float64).scatter_add_(1, safe_y, v)
+    pred = torch.zeros_like(gt).scatter_add_(1, safe_p, v)
+    tp = torch.zeros_like(gt).scatter_add_(1, safe_y, v * (safe_y == safe_p).double())
+    union = gt + pred - tp
+    return torch.where(union > 0, 1.0 / union.clamp_min(1), torch.zeros_like(union)).float()
+
+
 def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, ignore_index: int = 255,
                      class_weights: torch.Tensor | None = None, q: float | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,6 +127,8 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
     - ``ce_avg``: CE; ``mask_ce_avg``: CE on the pixels still correctly classified (mask detached);
     - ``mask_ce_bal``: the same, each pixel weighted by its class's weight (``class_weights`` ``[K]`` or
       ``[B, K]``; default :func:`balanced_class_weights`);
+    - ``mask_ce_iou``: the same, each pixel of class c weighted by dIoU_c per pixel at the current
+      prediction (:func:`iou_class_weights`, issue 23's mIoU-aimed objective);
     - ``js_avg``: Jensen-Shannon divergence between softmax(z) and the one-hot label, which depends on
       p_y alone: ``log 2 + (p_y log p_y − (1 + p_y) log(1 + p_y)) / 2``;
     - ``tsallis``: TsallisPGD's Tsallis cross-entropy (1 − p_y^(1−q)) / (1 − q) (Matyasko et al., IJCNN
@@ -127,11 +148,14 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
     elif loss == "js_avg":
         pix = js_from_ce(ce)
     else:
-        correct = (class_prediction(logits.detach()) == labels) & valid
+        prediction = class_prediction(logits.detach())
+        correct = (prediction == labels) & valid
         pix = ce * correct
-        if loss == "mask_ce_bal":
+        if loss in ("mask_ce_bal", "mask_ce_iou"):
             w = class_weights
-            if w is None:
+            if loss == "mask_ce_iou":
+                w = iou_class_weights(prediction, labels, logits.shape[1], ignore_index)
+            elif w is None:
                 w = balanced_class_weights(labels, logits.shape[1], ignore_index)
             w = w.to(pix.device, pix.dtype)
             safe = torch.where(valid, labels, torch.zeros_like(labels))
@@ -236,13 +260,17 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
                           loss: str, handover: str = "accuracy", q_schedule: tuple[float, float] | None = None,
                           class_weights: torch.Tensor | str | None = None, seed=None, ignore_index: int = 255,
                           normalization: tuple | None = None, eval_mode: bool = True, trace=None,
-                          trace_restart: int = 0, passes: torch.Tensor | None = None) -> torch.Tensor:
+                          trace_restart: int = 0, passes: torch.Tensor | None = None,
+                          final_loss: str | None = None) -> torch.Tensor:
     """APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``), the loop of SEA and
     of TsallisPGD. A stage hands its lowest-accuracy point (``handover="accuracy"``, SEA) or its
-    highest-CE point (``"loss"``, TsallisPGD) to the next; the last stage returns its lowest-accuracy point."""
+    highest-CE point (``"loss"``, TsallisPGD) to the next; the last stage returns its lowest-accuracy point.
+    ``final_loss``: another loss for the last stage (at ε), e.g. a class-balanced start followed by the
+    mIoU-aimed ``mask_ce_iou`` on what it left (issue 23's scheduling between objectives)."""
     labels = check_attack_inputs(model, images, labels, eps=eps, alpha=0.0, steps=steps)
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    for name, value in (("loss", loss), ("final_loss", final_loss or loss)):
+        if value not in LOSSES:
+            raise ValueError(f"{name} must be one of {LOSSES}, got {value!r}")
     if handover not in ("accuracy", "loss"):
         raise ValueError(f"handover must be 'accuracy' or 'loss', got {handover!r}")
     if steps < len(RADIUS_STAGES):
@@ -272,10 +300,11 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
             x_init = project(x_init, x, r, "linf")  # warm start, projected into this ball
             if n == 0:  # N < 4 leaves the first stages no iteration: they would only score their start
                 continue
-            result = apgd_stage(net, x, labels, x_init, radius=r, steps=n, loss=loss, ignore_index=ignore_index,
+            last = stage == len(stages) - 1
+            stage_loss = final_loss if (last and final_loss is not None) else loss
+            result = apgd_stage(net, x, labels, x_init, radius=r, steps=n, loss=stage_loss, ignore_index=ignore_index,
                                 class_weights=class_weights, passes=passes, trace=trace,
                                 stage=trace_restart + stage, q_schedule=q_schedule)
-            last = stage == len(stages) - 1
             x_init = result.lowest_accuracy if (last or handover == "accuracy") else result.highest_loss
     return x_init
 
@@ -283,20 +312,22 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
 def sea_apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,
              steps: int = 300, loss: str = "mask_ce_bal", class_weights: torch.Tensor | str | None = None,
              seed=None, ignore_index: int = 255, normalization: tuple | None = None, eval_mode: bool = True,
-             trace=None, trace_restart: int = 0, passes: torch.Tensor | None = None, **unused) -> torch.Tensor:
+             trace=None, trace_restart: int = 0, passes: torch.Tensor | None = None, final_loss: str | None = None,
+             **unused) -> torch.Tensor:
     """One loss of SEA: APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``).
     Returns adversarial images ``[B, 3, H, W]`` within the ℓ∞ ball of radius ``eps`` (the lowest pixel
     accuracy of the last stage). ``passes`` (a ``[B]`` int tensor) accumulates each image's
     forward+backward passes; ``trace`` records every iteration, the radius stages as restarts
     ``trace_restart``, ``+1``, ``+2``. ``class_weights`` (mask-ce-bal): ``"voc"`` / ``"ade20k"`` for SEA's
-    published weights, a ``[K]`` tensor, or None for the per-image rule. ``alpha`` is not used: APGD sets its
-    own step size."""
+    published weights, a ``[K]`` tensor, or None for the per-image rule. ``final_loss``: the loss of the last
+    radius stage if not ``loss`` (``loss="mask_ce_bal", final_loss="mask_ce_iou"``). ``alpha`` is not used:
+    APGD sets its own step size."""
     unused.pop("alpha", None)
     reject_unknown_options(unused, "sea_apgd")
     return apgd_radius_reduction(model, images, labels, eps=eps, steps=steps, loss=loss, handover="accuracy",
                                  class_weights=class_weights, seed=seed, ignore_index=ignore_index,
                                  normalization=normalization, eval_mode=eval_mode, trace=trace,
-                                 trace_restart=trace_restart, passes=passes)
+                                 trace_restart=trace_restart, passes=passes, final_loss=final_loss)
 
 
 def tsallis_pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,

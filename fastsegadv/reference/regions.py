@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import torch
 
-TRUE, BOUNDARY, FALSE = 0, 1, 2
+TRUE = 0
+"""Region state T: correct on the clean image and at every iterate so far."""
+BOUNDARY = 1
+"""Region state B: was correct, became wrong at some iterate."""
+FALSE = 2
+"""Region state F: misclassified on the clean image."""
 REGION_NAMES = {TRUE: "true", BOUNDARY: "boundary", FALSE: "false"}
 
 
