@@ -123,7 +123,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
                   f"{r['profiled_total_attack_s']:.2f} s for {r['s1']} iteration(s).", "",
                   "| operator | bare s | attack s | extra per iteration s |", "|---|---|---|---|"]
         for o in r["ops"]:
-            lines.append(f"| `{o['op']}` | {o['bare_s']:.3f} | {o['attack_s']:.3f} | {o['extra_per_iteration_s']:+.3f} |")
+            lines.append(f"| `{o['op']}` | {o['bare_s']:.3f} | {o['attack_s']:.3f} | "
+                         f"{o['extra_per_iteration_s']:+.3f} |")
     return "\n".join(lines) + "\n"
 
 

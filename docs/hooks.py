@@ -47,7 +47,8 @@ def api_page(title: str, packages: list[str]) -> str:
     lines = [f"# {title}", ""]
     for package in packages:
         module = importlib.import_module(f"fastsegadv.{package}")
-        lines += [f"::: fastsegadv.{package}", "    options:", "      members: false", "      show_root_heading: true", ""]
+        lines += [f"::: fastsegadv.{package}", "    options:", "      members: false",
+                  "      show_root_heading: true", ""]
         for name in module.__all__:
             lines += [f"::: {reference_path(package, name)}", "    options:", "      heading_level: 3", ""]
     return "\n".join(lines)

@@ -99,6 +99,7 @@ def per_image_confusion(prediction: torch.Tensor, labels: torch.Tensor, num_clas
 
 
 def confusion_matrix(prediction, labels, num_classes: int, *, ignore_index: int = 255) -> ConfusionMatrix:
+    """A :class:`ConfusionMatrix` of ``prediction [B, H, W]`` against ``labels [B, H, W]`` (one update)."""
     return ConfusionMatrix(num_classes, ignore_index=ignore_index, device=labels.device).update(prediction, labels)
 
 

@@ -25,4 +25,4 @@ shoot() {  # name, path, height
 shoot home "" 1100
 shoot attack_sea "attacks/apgd-sea/" 1400
 shoot performance "performance/" 2000
-shoot api_attacks "api/attacks/#fastsegadv.attacks.pgd.pgd" 1200
+shoot api_models "api/models/" 1400

@@ -16,9 +16,9 @@ def mis_ratio_per_image(prediction: torch.Tensor, labels: torch.Tensor, ignore_i
 
 class BestIterate:
     """``x`` ``[B, ...]`` (the best iterate so far, in the layout of the tensor it starts from) and ``score``
-    ``[B]`` (its MisRatio or the caller's score; -inf before the first update). ``ties``: on an equal MisRatio keep the earlier
-    iterate (``"keep"``), take the later one (``"replace"``: the driver, whose later iterates are further
-    along the ascent) or take the smaller perturbation (``"smaller_norm"``: CW, given ``norm``)."""
+    ``[B]`` (its MisRatio or the caller's score; -inf before the first update). ``ties``: on an equal score
+    keep the earlier iterate (``"keep"``), take the later one (``"replace"``: the driver, whose later iterates
+    are further along the ascent) or take the smaller perturbation (``"smaller_norm"``: CW, given ``norm``)."""
 
     TIES = ("keep", "replace", "smaller_norm")
 

@@ -13,6 +13,8 @@ _SPLITS = {"train": "training", "training": "training", "val": "validation", "va
 
 
 def ade20k(root: str | Path, split: str = "val", *, crop_size: tuple[int, int] | None = None) -> SegmentationFolder:
+    """ADE20K (``ADEChallengeData2016``) with the 150-class convention: raw label 0 is ignored (255), 1..150
+    become 0..149. ``crop_size=(H, W)`` crops every pair so that they batch."""
     if split not in _SPLITS:
         raise ValueError(f"ADE20K split must be one of {sorted(_SPLITS)}, got {split!r}")
     root = require_dir(Path(root), "ADE20K")

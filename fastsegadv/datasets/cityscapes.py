@@ -18,6 +18,7 @@ _ID_TO_TRAIN = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22:
 
 
 def label_ids_to_train_ids() -> np.ndarray:
+    """``[256]`` lookup table from Cityscapes label ids to the 19 train ids (255 = ignore)."""
     lut = np.full(256, 255, dtype=np.int64)
     for k, v in _ID_TO_TRAIN.items():
         lut[k] = v
@@ -25,6 +26,8 @@ def label_ids_to_train_ids() -> np.ndarray:
 
 
 def cityscapes(root: str | Path, split: str = "val", *, crop_size: tuple[int, int] | None = None) -> SegmentationFolder:
+    """Cityscapes ``leftImg8bit/<split>`` with ``gtFine`` labels (train ids if present, else label ids mapped to
+    the 19 train ids), 255 = ignore. ``crop_size=(H, W)`` crops every pair so that they batch."""
     root = require_dir(Path(root), "Cityscapes")
     img_root = require_dir(root / "leftImg8bit" / split, "Cityscapes images")
     gt_root = require_dir(root / "gtFine" / split, "Cityscapes labels")

@@ -33,6 +33,7 @@ def _fmt(v, digits: int) -> str:
 
 
 def markdown_table(rows: Sequence[dict], *, digits: int = 1) -> str:
+    """A Markdown table of ``rows`` (one column per key, in first-seen order; floats to ``digits``)."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:

@@ -21,6 +21,7 @@ SHIPPED = {
 
 
 def checkpoint_path(name: str = "standard") -> Path:
+    """The file of a shipped model (``standard``, ``pgd_at``, ``upernet``, ``upernet_pgd_at``)."""
     if name not in SHIPPED:
         raise ValueError(f"unknown shipped model {name!r}; choose from {sorted(SHIPPED)}")
     return WEIGHTS_DIR / SHIPPED[name]

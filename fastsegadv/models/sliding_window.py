@@ -62,8 +62,8 @@ class SlidingWindow(nn.Module):
         align_corners: of the resize of each window's logits to the window (mmseg heads: False).
     """
 
-    def __init__(self, model: nn.Module, crop: int | Sequence[int], stride: int | Sequence[int], *, chunk: int = 4, checkpoint: bool = False,
-                 align_corners: bool = False):
+    def __init__(self, model: nn.Module, crop: int | Sequence[int], stride: int | Sequence[int], *, chunk: int = 4,
+                 checkpoint: bool = False, align_corners: bool = False):
         super().__init__()
         self.model = model
         self.crop, self.stride = _pair(crop, "crop"), _pair(stride, "stride")

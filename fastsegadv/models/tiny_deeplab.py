@@ -48,6 +48,9 @@ class ASPP(nn.Module):
 
 
 class TinyDeepLab(nn.Module):
+    """The built-in DeepLabv3+-style network (module docstring): images ``[B, 3, H, W]`` -> logits
+    ``[B, num_classes, H, W]`` (or ``{"out", "aux"}`` with ``aux_head=True``); ``width`` scales every layer,
+    ``norm`` is ``"batch"`` or ``"group"``."""
     def __init__(self, num_classes: int = 11, width: int = 32, *, norm: str = "batch", aux_head: bool = False):
         super().__init__()
         if norm not in NORMS:

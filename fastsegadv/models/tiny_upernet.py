@@ -37,6 +37,8 @@ class PyramidPooling(nn.Module):
 
 
 class TinyUPerNet(nn.Module):
+    """The built-in compact UPerNet (module docstring): images ``[B, 3, H, W]`` -> logits
+    ``[B, num_classes, H, W]``; ``width`` scales every layer."""
     def __init__(self, num_classes: int = 11, width: int = 16):
         super().__init__()
         w, d = width, 2 * width

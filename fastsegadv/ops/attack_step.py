@@ -14,6 +14,8 @@ from .._ops import CPP_AVAILABLE
 def linf_step_reference(
     x_adv: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, alpha: float, eps: float
 ) -> torch.Tensor:
+    """The eager ℓ∞ PGD update :func:`linf_step` is tested against (001 Eq. 1):
+    ``clip_[0,1](x + clip_[-eps, eps](x_adv + alpha * sign(grad) - x))``, all tensors ``[B, 3, H, W]``."""
     v = x_adv + alpha * grad.sign()
     return (x + (v - x).clamp(-eps, eps)).clamp(0.0, 1.0)
 

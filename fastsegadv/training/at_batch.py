@@ -5,9 +5,10 @@
     loss = adversarial_training_loss(out, y_at, n_clean=n_clean, aux_weights={"aux": 0.4})
 
 The first ``n_clean`` images stay clean, the rest are replaced by adversarial examples (``order=
-"adversarial_first"`` puts them first, as the public AT codebases do) found with the model in eval mode and its parameters not requiring (or accumulating) gradient; the model's modes, flags
-and BatchNorm statistics are exactly as before afterwards. The loss is CE(clean part) + CE(adversarial
-part), each a mean over its valid pixels (001 Algorithm 2), plus weighted auxiliary heads.
+"adversarial_first"`` puts them first, as the public AT codebases do) found with the model in eval mode and
+its parameters not requiring (or accumulating) gradient; the model's modes, flags and BatchNorm statistics
+are exactly as before afterwards. The loss is CE(clean part) + CE(adversarial part), each a mean over its
+valid pixels (001 Algorithm 2), plus weighted auxiliary heads.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import torch.nn.functional as F
 
 from ..attacks.registry import AttackSpec
 from ..outputs import extract_logits, logits_at
-
 
 ORDERS = ("clean_first", "adversarial_first")
 
