@@ -66,3 +66,11 @@ def test_equations_and_plots_are_in_the_pages(site):
     for src in re.findall(r'<img[^>]+src="([^"]+\.png)"', perf):
         assert (site / "performance" / src).resolve().is_file(), src
     assert re.search(r'<img[^>]+src="[^"]+\.png"', perf), "the performance page shows no plot"
+
+
+def test_readme_is_a_front_door_whose_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), f"README links a missing file: {target}"
