@@ -8,6 +8,9 @@ dataset-mIoU worst case is taken over its own members), on the built-in test sce
   (U_c = TP_c + FP_c + FN_c of the image's current prediction), the exact drop of IoU_c per pixel fooled;
 - ``bal>iou@150``: one run, class-balanced in the 2ε and 1.5ε stages, mIoU-aimed in the final ε stage;
 - ``bal75+iou75``: two runs of 75 passes, greedy worst case over both;
+- ``...|iou-select``: each stage returns per image its iterate with the lowest image mIoU instead of the lowest
+  pixel accuracy; ``miou`` adds to ``mask_ce_iou`` a pull of the other pixels into the class whose IoU one
+  more false positive lowers most (pixels already wrong count there too);
 - ``sea@150``: faithful SEA, its three losses at 150 iterations each (450 passes).
 
 Per variant: the greedy worst-case mIoU (%), passes per image, and the per-class IoU (%) of that worst case,
@@ -44,6 +47,9 @@ VARIANTS = {
     "sea_iou@150": ["sea_apgd:loss='mask_ce_iou'@150"],
     "bal>iou@150": ["sea_apgd:loss='mask_ce_bal',final_loss='mask_ce_iou'@150"],
     "bal75+iou75": ["sea_apgd:loss='mask_ce_bal'@75", "sea_apgd:loss='mask_ce_iou'@75"],
+    "bal|iou-select@150": ["sea_apgd:loss='mask_ce_bal',select='iou'@150"],
+    "miou|iou-select@150": ["sea_apgd:loss='miou',select='iou'@150"],
+    "bal>miou|iou-select@150": ["sea_apgd:loss='mask_ce_bal',final_loss='miou',select='iou'@150"],
     "sea@150": ["sea@150"],
 }
 
@@ -91,19 +97,27 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=48)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--append", action="store_true",
+                    help="keep the rows of an earlier run in --out and run only the missing (model, eps, variant)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    earlier = args.out / "miou_objective.json"
     x, y = make_digit_scenes("test", num_images=args.images, seed=0)
     dataset = TensorDataset(x, y)
-    rows = []
+    rows = json.loads(earlier.read_text())["rows"] if args.append and earlier.exists() else []
+    done = {(r["model"], r["eps"], r["variant"]) for r in rows}
     for name in args.models:
         model = load_pretrained(name)
         for eps in args.eps:
             for variant in args.variants:
+                if (name, eps, variant) in done:
+                    continue
                 row = {"model": name, "eps": eps, "variant": variant,
                        **run_variant(model, dataset, VARIANTS[variant], eps, args.batch_size)}
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if "class_iou" not in k}), flush=True)
+    order = list(VARIANTS)
+    rows.sort(key=lambda r: (r["model"], r["eps"], order.index(r["variant"])))
     meta = {"device": device_name(), "torch": torch.__version__, "images": args.images, "classes": CLASS_NAMES}
     (args.out / "miou_objective.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     table = [{"model": r["model"], "eps": r["eps"], "variant": r["variant"], "worst mIoU": round(r["worst_miou"], 2),

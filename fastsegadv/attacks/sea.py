@@ -53,7 +53,8 @@ from .sea_class_weights import dataset_class_weights
 from .validation import check_attack_inputs, check_label_range, reject_unknown_options
 
 SEA_LOSSES = ("mask_ce_bal", "mask_ce_avg", "js_avg")
-LOSSES = SEA_LOSSES + ("ce_avg", "tsallis", "mask_ce_iou")
+LOSSES = SEA_LOSSES + ("ce_avg", "tsallis", "mask_ce_iou", "miou")
+SELECT = ("accuracy", "iou")
 # (radius as a multiple of eps, share of the iterations)
 RADIUS_STAGES = ((2.0, 0.3), (1.5, 0.3), (1.0, 0.4))
 RHO = 0.75
@@ -99,13 +100,10 @@ def balanced_class_weights(labels: torch.Tensor, num_classes: int, ignore_index:
     return (inv / inv.sum(1, keepdim=True).clamp_min(1e-12)).float()
 
 
-def iou_class_weights(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                      ignore_index: int) -> torch.Tensor:
-    """``[B, K]`` per-image weights of mask-ce-iou: ``w_c = 1 / U_c`` with ``U_c = TP_c + FP_c + FN_c`` the
-    union of class c in the image's current prediction (0 where the union is empty). Fooling one more
-    correct pixel of class c turns a TP into an FN: the union stays and IoU_c falls by exactly 1 / U_c, so
-    w is dIoU_c per pixel, and a class's total weight over its correct pixels is its IoU (TP_c / U_c): the
-    classes that still hold the mIoU up get the weight. From the image alone (batch-invariant)."""
+def image_class_counts(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                       ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(TP [B, K], U [B, K])`` float64 per image over its valid pixels: true positives and unions
+    ``U_c = TP_c + FP_c + FN_c`` of every class in ``prediction`` against ``labels``."""
     valid = labels != ignore_index
     b = labels.shape[0]
     safe_y = torch.where(valid, labels, torch.zeros_like(labels)).flatten(1)  # [B, HW]
@@ -114,8 +112,39 @@ def iou_class_weights(prediction: torch.Tensor, labels: torch.Tensor, num_classe
     gt = torch.zeros(b, num_classes, device=labels.device, dtype=torch.float64).scatter_add_(1, safe_y, v)
     pred = torch.zeros_like(gt).scatter_add_(1, safe_p, v)
     tp = torch.zeros_like(gt).scatter_add_(1, safe_y, v * (safe_y == safe_p).double())
-    union = gt + pred - tp
+    return tp, gt + pred - tp
+
+
+def iou_class_weights(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                      ignore_index: int) -> torch.Tensor:
+    """``[B, K]`` per-image weights of mask-ce-iou: ``w_c = 1 / U_c`` with ``U_c = TP_c + FP_c + FN_c`` the
+    union of class c in the image's current prediction (0 where the union is empty). Fooling one more
+    correct pixel of class c turns a TP into an FN: the union stays and IoU_c falls by exactly 1 / U_c, so
+    w is dIoU_c per pixel, and a class's total weight over its correct pixels is its IoU (TP_c / U_c): the
+    classes that still hold the mIoU up get the weight. From the image alone (batch-invariant)."""
+    _, union = image_class_counts(prediction, labels, num_classes, ignore_index)
     return torch.where(union > 0, 1.0 / union.clamp_min(1), torch.zeros_like(union)).float()
+
+
+def image_miou_damage(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                      ignore_index: int) -> torch.Tensor:
+    """``[B]`` 1 − the image's mIoU (over the classes in its valid labels or its prediction): the selection
+    score of ``select="iou"``, which, unlike pixel accuracy, also counts where wrong pixels go (a pixel
+    pulled into a class raises that class's FP)."""
+    tp, union = image_class_counts(prediction, labels, num_classes, ignore_index)
+    present = union > 0
+    miou = (tp / union.clamp_min(1)).sum(1) / present.sum(1).clamp_min(1)
+    return (1.0 - miou).float()
+
+
+def fp_target(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(k* [B], w [B])``: per image the class whose IoU one more false positive lowers most,
+    ``k* = argmax_k TP_k / (U_k (U_k + 1))``, and that drop ``w`` (0 where no class has a true positive)."""
+    tp, union = image_class_counts(prediction, labels, num_classes, ignore_index)
+    drop = tp / (union * (union + 1)).clamp_min(1)  # IoU_k - TP_k / (U_k + 1)
+    w, k = drop.max(1)
+    return k, w.float()
 
 
 def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, ignore_index: int = 255,
@@ -129,6 +158,10 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
       ``[B, K]``; default :func:`balanced_class_weights`);
     - ``mask_ce_iou``: the same, each pixel of class c weighted by dIoU_c per pixel at the current
       prediction (:func:`iou_class_weights`, issue 23's mIoU-aimed objective);
+    - ``miou``: ``mask_ce_iou`` plus the false-positive term: every valid pixel neither labelled nor predicted
+      as the image's :func:`fp_target` class k* is pulled into k* (``− w_FP · CE(z_i, k*)``, w_FP the drop of
+      IoU_k* per false positive), which lowers IoU_k* also through pixels that are already wrong (those
+      pixel accuracy, and the masked losses, ignore);
     - ``js_avg``: Jensen-Shannon divergence between softmax(z) and the one-hot label, which depends on
       p_y alone: ``log 2 + (p_y log p_y − (1 + p_y) log(1 + p_y)) / 2``;
     - ``tsallis``: TsallisPGD's Tsallis cross-entropy (1 − p_y^(1−q)) / (1 − q) (Matyasko et al., IJCNN
@@ -151,15 +184,21 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
         prediction = class_prediction(logits.detach())
         correct = (prediction == labels) & valid
         pix = ce * correct
-        if loss in ("mask_ce_bal", "mask_ce_iou"):
+        if loss in ("mask_ce_bal", "mask_ce_iou", "miou"):
             w = class_weights
-            if loss == "mask_ce_iou":
+            if loss in ("mask_ce_iou", "miou"):
                 w = iou_class_weights(prediction, labels, logits.shape[1], ignore_index)
             elif w is None:
                 w = balanced_class_weights(labels, logits.shape[1], ignore_index)
             w = w.to(pix.device, pix.dtype)
             safe = torch.where(valid, labels, torch.zeros_like(labels))
             pix = pix * (w[safe] if w.dim() == 1 else w.gather(1, safe.flatten(1)).view_as(pix))
+        if loss == "miou":  # pull the pixels that are not k* into k*: one more FP of the cheapest class
+            k, w_fp = fp_target(prediction, labels, logits.shape[1], ignore_index)  # [B], [B]
+            k_map = k.view(-1, 1, 1).expand_as(labels)
+            pulled = valid & (labels != k_map) & (prediction != k_map)
+            ce_k = pixel_ce(logits, torch.where(pulled, k_map, torch.full_like(labels, ignore_index)), ignore_index)
+            pix = pix - w_fp.view(-1, 1, 1).to(pix.dtype) * ce_k * pulled
     return per_image_mean(pix, valid), per_image_mean(ce.detach(), valid)
 
 
@@ -186,12 +225,23 @@ class StageResult(NamedTuple):
 
 def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor, *, radius: float, steps: int,
                loss: str, ignore_index: int, class_weights, passes: torch.Tensor, trace=None,
-               stage: int = 0, q_schedule: tuple[float, float] | None = None) -> StageResult:
+               stage: int = 0, q_schedule: tuple[float, float] | None = None,
+               select: str = "accuracy") -> StageResult:
     """One APGD run of ``steps`` iterations in the ℓ∞ ball of ``radius`` around ``x`` from ``x_init`` (already
     in the ball). ``passes [B]`` counts each image's forward+backward passes; ``trace`` records each
     iteration (``stage`` as its restart index); ``q_schedule`` ``(q_start, q_end)``: the Tsallis q of the
-    evaluation at step s (0 the start, i + 1 after iteration i) is linear in s / steps."""
+    evaluation at step s (0 the start, i + 1 after iteration i) is linear in s / steps. ``select``: which
+    iterate is the stage's result, the lowest pixel accuracy (``"accuracy"``, SEA) or the lowest image mIoU
+    (``"iou"``: :func:`image_miou_damage`)."""
     b, view = x.shape[0], (-1, 1, 1, 1)
+
+    def keep(best, v, prediction, idx=None):
+        if select == "iou":
+            rows = labels if idx is None else labels[idx]
+            best.update_scores(v, image_miou_damage(prediction, rows, classes[0], ignore_index), index=idx)
+        else:
+            best.update(v, prediction, labels if idx is None else labels[idx], ignore_index, index=idx)
+
     lo, hi = (x - radius).clamp_min(0.0), (x + radius).clamp_max(1.0)
 
     def evaluate(v, idx, step, need_grad=True):
@@ -207,13 +257,15 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
                                              q=q)
             g = torch.autograd.grad(follow.sum(), v)[0] if need_grad else None
         passes[idx] += 1
+        classes[0] = logits.shape[1]
         return track, g, class_prediction(logits.detach())
 
+    classes = [0]  # the model's class count, from the first forward
     everyone = torch.arange(b, device=x.device)
     x_cur = x_init.detach().clone()
     track, grad, pred = evaluate(x_cur, everyone, 0)
     best = BestIterate(x_cur, ties="replace")  # lowest accuracy = highest MisRatio; ties: the later iterate
-    best.update(x_cur, pred, labels, ignore_index)
+    keep(best, x_cur, pred)
     has_valid = (labels != ignore_index).flatten(1).any(1)
     x_best, g_best, loss_best = x_cur.clone(), grad.clone(), track.clone()
     x_prev, prev_track = x_cur.clone(), track.clone()
@@ -237,7 +289,7 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
             grad[active] = g_next
         increases[active] += (t_next > prev_track[active]).float()
         prev_track[active] = t_next
-        best.update(x_next, p_next, labels[active], ignore_index, index=active)
+        keep(best, x_next, p_next, active)
         pred[active] = p_next
         up = t_next > loss_best[active]
         idx_up = active[up]
@@ -261,16 +313,19 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
                           class_weights: torch.Tensor | str | None = None, seed=None, ignore_index: int = 255,
                           normalization: tuple | None = None, eval_mode: bool = True, trace=None,
                           trace_restart: int = 0, passes: torch.Tensor | None = None,
-                          final_loss: str | None = None) -> torch.Tensor:
+                          final_loss: str | None = None, select: str = "accuracy") -> torch.Tensor:
     """APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``), the loop of SEA and
     of TsallisPGD. A stage hands its lowest-accuracy point (``handover="accuracy"``, SEA) or its
     highest-CE point (``"loss"``, TsallisPGD) to the next; the last stage returns its lowest-accuracy point.
     ``final_loss``: another loss for the last stage (at ε), e.g. a class-balanced start followed by the
-    mIoU-aimed ``mask_ce_iou`` on what it left (issue 23's scheduling between objectives)."""
+    mIoU-aimed ``mask_ce_iou`` on what it left (issue 23's scheduling between objectives). ``select``: each
+    stage's result by pixel accuracy (``"accuracy"``, SEA) or by the image's mIoU (``"iou"``)."""
     labels = check_attack_inputs(model, images, labels, eps=eps, alpha=0.0, steps=steps)
     for name, value in (("loss", loss), ("final_loss", final_loss or loss)):
         if value not in LOSSES:
             raise ValueError(f"{name} must be one of {LOSSES}, got {value!r}")
+    if select not in SELECT:
+        raise ValueError(f"select must be one of {SELECT}, got {select!r}")
     if handover not in ("accuracy", "loss"):
         raise ValueError(f"handover must be 'accuracy' or 'loss', got {handover!r}")
     if steps < len(RADIUS_STAGES):
@@ -304,7 +359,7 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
             stage_loss = final_loss if (last and final_loss is not None) else loss
             result = apgd_stage(net, x, labels, x_init, radius=r, steps=n, loss=stage_loss, ignore_index=ignore_index,
                                 class_weights=class_weights, passes=passes, trace=trace,
-                                stage=trace_restart + stage, q_schedule=q_schedule)
+                                stage=trace_restart + stage, q_schedule=q_schedule, select=select)
             x_init = result.lowest_accuracy if (last or handover == "accuracy") else result.highest_loss
     return x_init
 
@@ -313,21 +368,22 @@ def sea_apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, ep
              steps: int = 300, loss: str = "mask_ce_bal", class_weights: torch.Tensor | str | None = None,
              seed=None, ignore_index: int = 255, normalization: tuple | None = None, eval_mode: bool = True,
              trace=None, trace_restart: int = 0, passes: torch.Tensor | None = None, final_loss: str | None = None,
-             **unused) -> torch.Tensor:
+             select: str = "accuracy", **unused) -> torch.Tensor:
     """One loss of SEA: APGD with progressive radius reduction (2ε, 1.5ε, ε over 0.3/0.3/0.4 of ``steps``).
     Returns adversarial images ``[B, 3, H, W]`` within the ℓ∞ ball of radius ``eps`` (the lowest pixel
     accuracy of the last stage). ``passes`` (a ``[B]`` int tensor) accumulates each image's
     forward+backward passes; ``trace`` records every iteration, the radius stages as restarts
     ``trace_restart``, ``+1``, ``+2``. ``class_weights`` (mask-ce-bal): ``"voc"`` / ``"ade20k"`` for SEA's
     published weights, a ``[K]`` tensor, or None for the per-image rule. ``final_loss``: the loss of the last
-    radius stage if not ``loss`` (``loss="mask_ce_bal", final_loss="mask_ce_iou"``). ``alpha`` is not used:
-    APGD sets its own step size."""
+    radius stage if not ``loss`` (``loss="mask_ce_bal", final_loss="mask_ce_iou"``). ``select="iou"`` returns
+    per image the iterate with the lowest image mIoU instead of the lowest pixel accuracy. ``alpha`` is not
+    used: APGD sets its own step size."""
     unused.pop("alpha", None)
     reject_unknown_options(unused, "sea_apgd")
     return apgd_radius_reduction(model, images, labels, eps=eps, steps=steps, loss=loss, handover="accuracy",
                                  class_weights=class_weights, seed=seed, ignore_index=ignore_index,
                                  normalization=normalization, eval_mode=eval_mode, trace=trace,
-                                 trace_restart=trace_restart, passes=passes, final_loss=final_loss)
+                                 trace_restart=trace_restart, passes=passes, final_loss=final_loss, select=select)
 
 
 def tsallis_pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,

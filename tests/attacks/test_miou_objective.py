@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import jaccard_score
 
 from fastsegadv import attacks as A
-from fastsegadv.attacks.sea import iou_class_weights, sea_pixel_losses
+from fastsegadv.attacks.sea import fp_target, image_miou_damage, iou_class_weights, sea_pixel_losses
 
 
 def _iou(pred: np.ndarray, label: np.ndarray, k: int) -> np.ndarray:
@@ -60,6 +60,43 @@ def test_final_loss_schedules_the_last_stage(tiny_model, batch):
     mixed = A.sea_apgd(tiny_model, x, y, eps=4 / 255, steps=6, loss="mask_ce_bal", final_loss="mask_ce_iou", seed=0)
     assert ((mixed - x).abs() <= 4 / 255 + 1e-6).all() and mixed.min() >= 0 and mixed.max() <= 1
     with pytest.raises(ValueError, match="final_loss must be one of"):
-        A.sea_apgd(tiny_model, x, y, eps=4 / 255, steps=6, final_loss="miou")
+        A.sea_apgd(tiny_model, x, y, eps=4 / 255, steps=6, final_loss="iou")
     spec = A.AttackSpec.parse("sea_apgd:loss='mask_ce_bal',final_loss='mask_ce_iou'@6")
     assert torch.equal(spec.run(tiny_model, x, y, eps=4 / 255, seed=0), mixed)
+
+
+def test_image_miou_damage_and_fp_target_against_sklearn():
+    g = torch.Generator().manual_seed(3)
+    k = 4
+    labels = torch.randint(0, k, (3, 8, 9), generator=g)
+    pred = torch.where(torch.rand(3, 8, 9, generator=g) < 0.5, labels, torch.randint(0, k, (3, 8, 9), generator=g))
+    labels[2, :3] = 255
+    damage = image_miou_damage(pred, labels, k, 255)
+    target, drop = fp_target(pred, labels, k, 255)
+    for b in range(3):
+        valid = (labels[b] != 255).numpy()
+        y, p = labels[b].numpy()[valid], pred[b].numpy()[valid]
+        present = sorted(set(y.tolist()) | set(p.tolist()))
+        iou = jaccard_score(y, p, labels=present, average=None, zero_division=0.0)
+        assert damage[b].item() == pytest.approx(1 - iou.mean(), rel=1e-6)
+        # k*: one more false positive (a pixel of another class predicted as k) lowers IoU_k the most
+        before = _iou(p, y, k)
+        drops = []
+        for c in range(k):
+            idx = np.flatnonzero((y != c) & (p != c))
+            moved = p.copy()
+            moved[idx[0]] = c
+            drops.append(before[c] - _iou(moved, y, k)[c])
+        assert int(target[b]) == int(np.argmax(drops)) and drop[b].item() == pytest.approx(max(drops), rel=1e-6)
+
+
+def test_iou_selection_and_miou_loss_run_within_the_budget(tiny_model, batch):
+    x, y = batch
+    for kw in ({"select": "iou"}, {"loss": "miou"}, {"loss": "mask_ce_bal", "final_loss": "miou", "select": "iou"}):
+        adv = A.sea_apgd(tiny_model, x, y, eps=4 / 255, steps=6, seed=0, **kw)
+        assert ((adv - x).abs() <= 4 / 255 + 1e-6).all() and adv.min() >= 0 and adv.max() <= 1
+        with torch.no_grad():
+            best = image_miou_damage(tiny_model(adv).argmax(1), y, 5, 255)
+        assert (best >= 0).all()
+    with pytest.raises(ValueError, match="select must be one of"):
+        A.sea_apgd(tiny_model, x, y, eps=4 / 255, steps=6, select="miou")
