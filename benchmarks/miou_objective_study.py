@@ -112,20 +112,24 @@ def main(argv=None) -> int:
             for variant in args.variants:
                 if (name, eps, variant) in done:
                     continue
-                row = {"model": name, "eps": eps, "variant": variant,
+                row = {"model": name, "eps": eps, "variant": variant, "images": args.images,
                        **run_variant(model, dataset, VARIANTS[variant], eps, args.batch_size)}
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if "class_iou" not in k}), flush=True)
     order = list(VARIANTS)
     rows.sort(key=lambda r: (r["model"], r["eps"], order.index(r["variant"])))
     meta = {"device": device_name(), "torch": torch.__version__, "images": args.images, "classes": CLASS_NAMES}
+    if args.append and earlier.exists():
+        meta["images"] = json.loads(earlier.read_text())["meta"]["images"]
+    images_by_model = {r["model"]: r.get("images", meta["images"]) for r in rows}
     (args.out / "miou_objective.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    table = [{"model": r["model"], "eps": r["eps"], "variant": r["variant"], "worst mIoU": round(r["worst_miou"], 2),
+    table = [{"model": r["model"], "images": images_by_model[r["model"]], "eps": r["eps"], "variant": r["variant"],
+              "worst mIoU": round(r["worst_miou"], 2),
               "passes": r["passes_per_image"],
               **{n: round(v, 1) for n, v in zip(CLASS_NAMES, r["class_iou"])}} for r in rows]
     (args.out / "miou_objective.md").write_text(
-        f"# mIoU-aimed objectives against SEA ({meta['device']}, torch {meta['torch']}, {args.images} built-in test "
-        "images)\n\nGreedy worst-case mIoU (%) of each variant and the IoU (%) of every class in that worst case.\n\n"
+        f"# mIoU-aimed objectives against SEA ({meta['device']}, torch {meta['torch']}, built-in test images)\n\n"
+        "Greedy worst-case mIoU (%) of each variant and the IoU (%) of every class in that worst case.\n\n"
         + markdown_table(table, digits=2))
     plot(rows, args.out / "miou_objective.png")
     return 0
