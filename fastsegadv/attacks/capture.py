@@ -3,7 +3,7 @@ input gradient + update as one graph, with CUDA graphs (``mode="reduce-overhead"
 shapes are static, and a clean fallback to the eager step when capture fails.
 
     step = CapturedStep(step_fn, compile_step=True, device=x.device)
-    x_next, loss, prediction = step(x_adv, params)
+    x_next, loss, prediction, image_loss = step(x_adv, params)
 
 ``compile_step``: ``True`` (inductor; on CUDA with CUDA graphs), or a ``torch.compile`` backend: a name
 (``"inductor"``, ``"aot_eager"``, ``"cudagraphs"``, ...) or a callable. The step function must use ``t`` only through

@@ -38,13 +38,11 @@ BEST_ITERATE = ("misratio", "loss")
 
 def best_iterate_criterion(best_iterate: bool | str, restarts: int) -> str | None:
     """``"misratio"``, ``"loss"`` or None (keep the last iterate) from ``best_iterate`` and ``restarts``."""
-    if best_iterate is True:
-        return "misratio"
-    if best_iterate is False or best_iterate is None:
-        return "misratio" if restarts > 1 else None
-    if best_iterate not in BEST_ITERATE:
-        raise ValueError(f"best_iterate must be True, False or one of {BEST_ITERATE}, got {best_iterate!r}")
-    return best_iterate
+    if isinstance(best_iterate, str):
+        if best_iterate not in BEST_ITERATE:
+            raise ValueError(f"best_iterate must be True, False or one of {BEST_ITERATE}, got {best_iterate!r}")
+        return best_iterate
+    return "misratio" if best_iterate or restarts > 1 else None
 
 
 def keep_best(best: BestIterate, criterion: str, x_adv: torch.Tensor, prediction: torch.Tensor,
@@ -88,7 +86,9 @@ def run_attack(
     objective w.r.t. those labels. ``best_iterate`` keeps, per image, the most damaging iterate
     (one extra no-grad forward at the end of each restart): ``True`` or ``"misratio"`` the one with the highest
     MisRatio (the evaluation's criterion; also what ``restarts > 1`` keep), ``"loss"`` the one with the highest
-    objective value per image (Croce et al.'s APGD criterion; one extra no-grad loss evaluation per step).
+    objective value per image (Croce et al.'s APGD criterion; one extra no-grad loss evaluation per step; an
+    objective whose weights depend on t, as SegPGD's and RP-PGD's, scores each iterate with the weights of
+    its own step).
     ``pixel_mask`` ``[B or 1, 1, H, W]`` zeroes the step outside a pixel subset (004 §4.5).
     ``seed``: an int (one generator for the batch) or one seed per image (the random start of each image
     then does not depend on its batch). ``normalization=(mean, std)`` wraps the model. ``amp="bf16"`` or

@@ -41,7 +41,11 @@ class Objective:
     def per_image(self, logits, labels, *, step: int | None, steps: int, features=None, low_res: bool = False,
                   params: torch.Tensor | None = None) -> torch.Tensor:
         """``[B]``: image b's part of the ascended loss over its own valid pixels (``best_iterate="loss"``
-        ranks one image's iterates by it, as Croce et al.'s APGD keeps its highest-loss iterate)."""
+        ranks one image's iterates by it, as Croce et al.'s APGD keeps its highest-loss iterate). A subclass
+        that defines its own ``__call__`` must define this too."""
+        if type(self).__call__ is not Objective.__call__ and type(self)._per_pixel is Objective._per_pixel:
+            raise NotImplementedError(f"{type(self).__name__} defines __call__ but not per_image: "
+                                      "best_iterate='loss' needs the objective's value per image")
         per_pixel = self._per_pixel(logits, labels, step=step, steps=steps, low_res=low_res, params=params)
         n_valid = (labels != self.ignore_index).flatten(1).sum(1).clamp_min(1)  # [B]
         return per_pixel.float().flatten(1).sum(1) / n_valid
@@ -80,14 +84,19 @@ class WeightedCE(Objective):
         return self._weighted(logits, labels, step=step, steps=steps, low_res=low_res, params=params, reduction="mean")
 
     def _per_pixel(self, logits, labels, *, step, steps, low_res, params):
-        # scoring an iterate that the attack's own loss has already seen: the region state stays as it is
+        # scoring: on a copy of the region state brought up to this iterate's prediction (as the attack's own
+        # loss sees it), the attack's state untouched
         return self._weighted(logits, labels, step=step, steps=steps, low_res=low_res, params=params, reduction="none",
-                              update_region_state=False)
+                              state=self.scoring_state())
 
-    def _weighted(self, logits, labels, *, step, steps, low_res, params, reduction, update_region_state=True):
-        kw = dict(weighting=self.weighting, step=step, steps=steps, region_state=self.state,
-                  update_region_state=update_region_state, ignore_index=self.ignore_index, params=params,
-                  reduction=reduction)
+    def scoring_state(self) -> torch.Tensor | None:
+        """A copy of the region state for scoring an iterate (updated by the scoring pass, then dropped)."""
+        return None if self.state is None else self.state.clone()
+
+    def _weighted(self, logits, labels, *, step, steps, low_res, params, reduction, state=None):
+        kw = dict(weighting=self.weighting, step=step, steps=steps,
+                  region_state=self.state if state is None else state, ignore_index=self.ignore_index,
+                  params=params, reduction=reduction)
         # the attack checked the labels and made the region state once, before its first step
         if low_res:
             return upsample_weighted_cross_entropy(logits, labels, validate=False, **kw)
@@ -122,16 +131,17 @@ class RegionPrototype(WeightedCE):
         if self.beta == 1.0:
             return super().__call__(logits, labels, step=step, steps=steps, low_res=low_res, params=params)
         return self._eq7(logits, labels, step=step, steps=steps, features=features, params=params,
-                         update_region_state=True).mean()
+                         state=self.state).mean()
 
     def per_image(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
         """``[B]``: Eq. 7 per image (the mean over the images is the ascended value)."""
         if self.beta == 1.0:
             return super().per_image(logits, labels, step=step, steps=steps, low_res=low_res, params=params)
         return self._eq7(logits, labels, step=step, steps=steps, features=features, params=params,
-                         update_region_state=False)
+                         state=self.scoring_state())
 
-    def _eq7(self, logits, labels, *, step, steps, features, params, update_region_state):
+    def _eq7(self, logits, labels, *, step, steps, features, params, state):
+        """``[B]`` Eq. 7 per image; ``state``: the region state it reads and updates (T -> B where wrong)."""
         if features is None:
             raise ValueError("RP-PGD's prototype term saw no features: the feature_layer did not run in the "
                                "forward that produced the logits; name one that does with feature_layer=")
@@ -140,12 +150,11 @@ class RegionPrototype(WeightedCE):
                              f"{labels.shape[0]} images: the model runs its input in pieces (a SlidingWindow?), so "
                              "no layer holds the whole image's features; use beta=1 (the region loss alone)")
         per_pixel = weighted_cross_entropy(  # [B, H, W]: lambda_{r(i)} * CE_i, 0 where ignored
-            logits, labels, weighting=self.weighting, step=step, steps=steps, region_state=self.state,
-            update_region_state=update_region_state, ignore_index=self.ignore_index, params=params, validate=False,
-            reduction="none")
+            logits, labels, weighting=self.weighting, step=step, steps=steps, region_state=state,
+            ignore_index=self.ignore_index, params=params, validate=False, reduction="none")
         n_valid = (labels != self.ignore_index).flatten(1).sum(1).clamp_min(1)  # [B]
         l_r = per_pixel.float().flatten(1).sum(1) / n_valid  # [B], Eq. 3 per image
-        l_p = prototype_loss(features, labels, self.state, num_classes=logits.shape[1],
+        l_p = prototype_loss(features, labels, state, num_classes=logits.shape[1],
                              ignore_index=self.ignore_index, reduction="none")  # [B], Eq. 6 per image
         return self.beta * l_r + (1.0 - self.beta) * l_p.float()  # [B], Eq. 7 per image
 

@@ -236,11 +236,15 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
     b, view = x.shape[0], (-1, 1, 1, 1)
 
     def keep(best, v, prediction, idx=None):
+        rows = labels if idx is None else labels[idx]
         if select == "iou":
-            rows = labels if idx is None else labels[idx]
             best.update_scores(v, image_miou_damage(prediction, rows, classes[0], ignore_index), index=idx)
         else:
-            best.update(v, prediction, labels if idx is None else labels[idx], ignore_index, index=idx)
+            best.update(v, prediction, rows, ignore_index, index=idx)
+        # an image stops once an iterate has every valid pixel wrong (from the prediction: a score near 1
+        # may round to 1 in float32)
+        all_wrong = ~((prediction == rows) & (rows != ignore_index)).flatten(1).any(1)
+        fooled[slice(None) if idx is None else idx] |= all_wrong
 
     lo, hi = (x - radius).clamp_min(0.0), (x + radius).clamp_max(1.0)
 
@@ -265,6 +269,7 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
     x_cur = x_init.detach().clone()
     track, grad, pred = evaluate(x_cur, everyone, 0)
     best = BestIterate(x_cur, ties="replace")  # lowest accuracy = highest MisRatio; ties: the later iterate
+    fooled = torch.zeros(b, dtype=torch.bool, device=x.device)
     keep(best, x_cur, pred)
     has_valid = (labels != ignore_index).flatten(1).any(1)
     x_best, g_best, loss_best = x_cur.clone(), grad.clone(), track.clone()
@@ -275,7 +280,7 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
     reduced_last_check = torch.ones(b, dtype=torch.bool, device=x.device)
     best_at_last_check, last_check = loss_best.clone(), -1
     for i in range(steps):
-        active = ((best.score < 1.0) & has_valid).nonzero().squeeze(1)  # stop once every valid pixel is wrong
+        active = (~fooled & has_valid).nonzero().squeeze(1)  # stop once every valid pixel is wrong
         if active.numel() == 0:
             break
         a = 1.0 if i == 0 else MOMENTUM
@@ -326,6 +331,9 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
             raise ValueError(f"{name} must be one of {LOSSES}, got {value!r}")
     if select not in SELECT:
         raise ValueError(f"select must be one of {SELECT}, got {select!r}")
+    if class_weights is not None and {loss, final_loss} & {"mask_ce_iou", "miou"}:
+        raise ValueError("class_weights apply to mask_ce_bal only: mask_ce_iou and miou weigh the classes by "
+                         "their IoU in the current prediction")
     if handover not in ("accuracy", "loss"):
         raise ValueError(f"handover must be 'accuracy' or 'loss', got {handover!r}")
     if steps < len(RADIUS_STAGES):

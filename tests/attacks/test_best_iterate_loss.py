@@ -63,3 +63,36 @@ def test_unknown_criterion_is_a_clear_error(tiny_model, batch):
     x, y = batch
     with pytest.raises(ValueError, match="best_iterate must be"):
         A.pgd(tiny_model, x, y, steps=1, best_iterate="accuracy")
+
+
+def test_scoring_reads_the_region_state_of_the_iterate_and_never_changes_it():
+    """RP-PGD: an iterate's score is Eq. 7 per image with the state brought up to that iterate (as the attack's
+    own loss sees it); the attack's region state is left as it was."""
+    from fastsegadv.attacks.objectives import RegionPrototype
+
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(2, 4, 6, 7, generator=g)
+    labels = torch.randint(0, 4, (2, 6, 7), generator=g)
+    features = torch.randn(2, 3, 6, 7, generator=g)
+    obj = RegionPrototype(beta=0.75)
+    obj.begin(labels, torch.randint(0, 4, (2, 6, 7), generator=g))
+    before = obj.state.clone()
+    scored = obj.per_image(logits, labels, step=2, steps=4, features=features)
+    assert torch.equal(obj.state, before)  # scoring left the state alone
+    loss = obj(logits, labels, step=2, steps=4, features=features)  # the attack's own loss updates it
+    torch.testing.assert_close(scored.mean(), loss)
+    assert torch.equal(obj.per_image(logits, labels, step=2, steps=4, features=features), scored)
+
+
+def test_custom_objective_without_per_image_is_refused_and_truthy_values_work(tiny_model, batch):
+    from fastsegadv.attacks.objectives import Objective
+
+    class Margin(Objective):
+        def __call__(self, logits, labels, *, step, steps, features=None, low_res=False, params=None):
+            return -logits.amax(1).sum()
+
+    x, y = batch
+    with pytest.raises(NotImplementedError, match="per_image"):
+        A.run_attack(tiny_model, x, y, objective=Margin(), eps=4 / 255, alpha=1 / 255, steps=1, best_iterate="loss")
+    same = A.pgd(tiny_model, x, y, steps=2, seed=0, best_iterate=1)
+    assert torch.equal(same, A.pgd(tiny_model, x, y, steps=2, seed=0, best_iterate=True))

@@ -100,3 +100,9 @@ def test_iou_selection_and_miou_loss_run_within_the_budget(tiny_model, batch):
         assert (best >= 0).all()
     with pytest.raises(ValueError, match="select must be one of"):
         A.sea_apgd(tiny_model, x, y, eps=4 / 255, steps=6, select="miou")
+
+
+def test_class_weights_are_refused_for_the_iou_losses(tiny_model, batch):
+    x, y = batch
+    with pytest.raises(ValueError, match="class_weights apply to mask_ce_bal only"):
+        A.sea_apgd(tiny_model, x, y, eps=4 / 255, steps=3, loss="mask_ce_iou", class_weights=torch.ones(5))
