@@ -24,7 +24,8 @@ import torch  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
 from fastsegadv.data import NUM_CLASSES, make_digit_scenes  # noqa: E402
-from fastsegadv.evaluation import EvalConfig, evaluate_model, markdown_table  # noqa: E402
+from fastsegadv.evaluation import EvalConfig, ModelResult, evaluate_model, markdown_table  # noqa: E402
+from fastsegadv.metrics import ConfusionMatrix  # noqa: E402
 from fastsegadv.models import load_pretrained  # noqa: E402
 
 try:
@@ -33,18 +34,19 @@ except ImportError:  # imported as benchmarks.ensemble_vs_sea
     from benchmarks.run_benchmarks import device_name  # noqa: E402
 
 
-def run_preset(model, dataset, preset: str, eps: float, batch_size: int) -> dict:
-    """One preset on one model: greedy worst-case mIoU (%), per-image-accuracy worst case, passes and
-    seconds per image (all members together)."""
-    cfg = EvalConfig(attacks=[preset], eps=eps / 255, batch_size=batch_size, progress=False, curves=False)
+def run_attacks(model, dataset, attacks: list, eps: float, batch_size: int
+                ) -> tuple[ModelResult, ConfusionMatrix, dict]:
+    """The attacks on one model in one evaluation (its worst cases over its own members): ``(result, greedy
+    worst-case confusion, row)``, the row with the greedy worst-case mIoU (%), the per-image-accuracy worst case, passes
+    and seconds per image (all members together) and each member's mIoU and passes."""
+    cfg = EvalConfig(attacks=attacks, eps=eps / 255, batch_size=batch_size, progress=False, curves=False)
     start = time.perf_counter()
     res = evaluate_model(model, dataset, cfg, num_classes=NUM_CLASSES)
     wall = time.perf_counter() - start
     members = [d for d in res.details() if "backwards_per_image" in d and d["attack"] != "Worst-case"]
     greedy = res.worst_miou if res.worst_miou is not None else res.attacks[0].confusion
     worst = res.worst if len(res.attacks) > 1 else res.attacks[0].confusion
-    return {
-        "preset": preset,
+    return res, greedy, {
         "worst_miou": 100 * greedy.miou(),
         "worst_acc_miou": 100 * worst.miou(),
         "passes_per_image": sum(d["backwards_per_image"] for d in members),
@@ -53,6 +55,11 @@ def run_preset(model, dataset, preset: str, eps: float, batch_size: int) -> dict
         "members": {d["attack"]: {"miou": 100 * d["miou"], "passes_per_image": d["backwards_per_image"]}
                     for d in members},
     }
+
+
+def run_preset(model, dataset, preset: str, eps: float, batch_size: int) -> dict:
+    """One preset on one model (:func:`run_attacks` of ``[preset]``)."""
+    return {"preset": preset, **run_attacks(model, dataset, [preset], eps, batch_size)[2]}
 
 
 def plot(rows: list[dict], path: Path) -> None:

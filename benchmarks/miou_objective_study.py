@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import matplotlib
@@ -34,12 +33,14 @@ import torch  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
 from fastsegadv.data import CLASS_NAMES, NUM_CLASSES, make_digit_scenes  # noqa: E402
-from fastsegadv.evaluation import EvalConfig, evaluate_model, markdown_table  # noqa: E402
+from fastsegadv.evaluation import markdown_table  # noqa: E402
 from fastsegadv.models import load_pretrained  # noqa: E402
 
 try:
+    from ensemble_vs_sea import run_attacks  # noqa: E402
     from run_benchmarks import device_name  # noqa: E402
 except ImportError:  # imported as benchmarks.miou_objective_study
+    from benchmarks.ensemble_vs_sea import run_attacks  # noqa: E402
     from benchmarks.run_benchmarks import device_name  # noqa: E402
 
 VARIANTS = {
@@ -55,19 +56,16 @@ VARIANTS = {
 
 
 def run_variant(model, dataset, attacks: list[str], eps: float, batch_size: int) -> dict:
-    cfg = EvalConfig(attacks=attacks, eps=eps / 255, batch_size=batch_size, progress=False, curves=False)
-    start = time.perf_counter()
-    res = evaluate_model(model, dataset, cfg, num_classes=NUM_CLASSES)
-    wall = time.perf_counter() - start
-    members = [d for d in res.details() if "backwards_per_image" in d and d["attack"] != "Worst-case"]
-    greedy = res.worst_miou if res.worst_miou is not None else res.attacks[0].confusion
+    """The attacks in one evaluation (:func:`ensemble_vs_sea.run_attacks`), with the per-class IoU (%) of the
+    greedy worst case and of the clean predictions."""
+    res, greedy, row = run_attacks(model, dataset, attacks, eps, batch_size)
     return {
-        "worst_miou": 100 * greedy.miou(),
+        "worst_miou": row["worst_miou"],
         "class_iou": [100 * float(v) for v in greedy.iou().tolist()],
         "clean_class_iou": [100 * float(v) for v in res.clean.iou().tolist()],
-        "passes_per_image": sum(d["backwards_per_image"] for d in members),
-        "wall_seconds": wall,
-        "members": {d["attack"]: 100 * d["miou"] for d in members},
+        "passes_per_image": row["passes_per_image"],
+        "wall_seconds": row["wall_seconds"],
+        "members": {name: m["miou"] for name, m in row["members"].items()},
     }
 
 

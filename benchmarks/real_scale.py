@@ -104,13 +104,29 @@ def bare_pass(model, x, y):
     return g
 
 
-def rows_for(name: str, steps: int, rounds: int, peers: bool, divisor: int = 1) -> list[dict]:
+def case_inputs(name: str, divisor: int = 1) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """``(model, images, labels)`` of a shape (seeded; the top 16 label rows ignored)."""
     build, shape, classes = shapes(divisor)[name]
-    model = build()
     g = torch.Generator().manual_seed(1)
     x = torch.rand(shape, generator=g)
     y = torch.randint(0, classes, (shape[0], *shape[2:]), generator=g)
     y[:, :16] = 255
+    return build(), x, y
+
+
+def fastest(fn, rounds: int) -> float:
+    """The fastest of ``rounds`` timed calls of ``fn`` (seconds): the stable statistic on a shared machine."""
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def rows_for(name: str, steps: int, rounds: int, peers: bool, divisor: int = 1) -> list[dict]:
+    _, shape, classes = shapes(divisor)[name]
+    model, x, y = case_inputs(name, divisor)
     up = Upsampled(model, shape[2:])
     sliding = isinstance(model, SlidingWindow)
     runs = {"bare": (lambda: bare_pass(model, x, y), 1)}
@@ -136,11 +152,7 @@ def rows_for(name: str, steps: int, rounds: int, peers: bool, divisor: int = 1) 
     rows = []
     for label, (fn, n) in runs.items():
         peak = peak_bytes(fn, x.device)  # also the warm-up (first-touch allocations)
-        best = float("inf")
-        for _ in range(rounds):
-            t = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - t)
+        best = fastest(fn, rounds)
         model.zero_grad(set_to_none=True)
         rows.append({"shape": name, "input": list(shape), "classes": classes, "run": label, "steps": n,
                      "s_per_iteration": best / n, "peak_MiB": None if peak is None else peak / 2**20})

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
-from real_scale import bare_pass, shapes  # this folder is on sys.path when the script runs
+from real_scale import ALPHA, EPS, bare_pass, case_inputs, fastest  # this folder is on sys.path when run
 from run_benchmarks import commit_id, device_name
 from torch.profiler import ProfilerActivity, profile
 
 from fastsegadv import attacks as A
 
-EPS, ALPHA = 8 / 255, 0.01
 HERE = Path(__file__).resolve().parent
 
 # case -> (shape of real_scale.py, attack, s1, s2); SEA's APGD runs one stage per third of its iterations
@@ -41,24 +39,6 @@ CASES = {
     "sea_apgd_segformer": ("segformer_b0_1024x2048", "sea_apgd", 3, 6),
 }
 ATTACKS = {"pgd": A.pgd, "segpgd": A.segpgd, "rp_pgd": A.rp_pgd, "sea_apgd": A.sea_apgd}
-
-
-def inputs(shape_name: str, divisor: int):
-    build, shape, classes = shapes(divisor)[shape_name]
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(shape, generator=g)
-    y = torch.randint(0, classes, (shape[0], *shape[2:]), generator=g)
-    y[:, :16] = 255
-    return build(), x, y
-
-
-def fastest(fn, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def op_table(prof) -> dict[str, float]:
@@ -74,7 +54,7 @@ def profile_once(fn) -> dict[str, float]:
 
 def run_case(name: str, rounds: int, divisor: int, top: int) -> dict:
     shape_name, attack, s1, s2 = CASES[name]
-    model, x, y = inputs(shape_name, divisor)
+    model, x, y = case_inputs(shape_name, divisor)
     fn = ATTACKS[attack]
 
     def run(steps):

@@ -45,6 +45,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
+from ..metrics import per_image_confusion
 from .best_iterate import BestIterate, mis_ratio_per_image
 from .margins import js_from_ce, per_image_mean, pixel_ce
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
@@ -104,15 +105,9 @@ def image_class_counts(prediction: torch.Tensor, labels: torch.Tensor, num_class
                        ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(TP [B, K], U [B, K])`` float64 per image over its valid pixels: true positives and unions
     ``U_c = TP_c + FP_c + FN_c`` of every class in ``prediction`` against ``labels``."""
-    valid = labels != ignore_index
-    b = labels.shape[0]
-    safe_y = torch.where(valid, labels, torch.zeros_like(labels)).flatten(1)  # [B, HW]
-    safe_p = torch.where(valid, prediction, torch.zeros_like(prediction)).flatten(1)
-    v = valid.flatten(1).double()
-    gt = torch.zeros(b, num_classes, device=labels.device, dtype=torch.float64).scatter_add_(1, safe_y, v)
-    pred = torch.zeros_like(gt).scatter_add_(1, safe_p, v)
-    tp = torch.zeros_like(gt).scatter_add_(1, safe_y, v * (safe_y == safe_p).double())
-    return tp, gt + pred - tp
+    cm = per_image_confusion(prediction, labels, num_classes, ignore_index=ignore_index).double()  # [B, K, K]
+    tp = cm.diagonal(dim1=1, dim2=2)
+    return tp, cm.sum(2) + cm.sum(1) - tp  # labelled c + predicted c - both
 
 
 def iou_class_weights(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int,
@@ -224,7 +219,7 @@ class StageResult(NamedTuple):
 
 
 def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor, *, radius: float, steps: int,
-               loss: str, ignore_index: int, class_weights, passes: torch.Tensor, trace=None,
+               loss: str, ignore_index: int, class_weights, passes: torch.Tensor, num_classes: int, trace=None,
                stage: int = 0, q_schedule: tuple[float, float] | None = None,
                select: str = "accuracy") -> StageResult:
     """One APGD run of ``steps`` iterations in the ℓ∞ ball of ``radius`` around ``x`` from ``x_init`` (already
@@ -232,13 +227,13 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
     iteration (``stage`` as its restart index); ``q_schedule`` ``(q_start, q_end)``: the Tsallis q of the
     evaluation at step s (0 the start, i + 1 after iteration i) is linear in s / steps. ``select``: which
     iterate is the stage's result, the lowest pixel accuracy (``"accuracy"``, SEA) or the lowest image mIoU
-    (``"iou"``: :func:`image_miou_damage`)."""
+    (``"iou"``: :func:`image_miou_damage`). ``num_classes``: the model's."""
     b, view = x.shape[0], (-1, 1, 1, 1)
 
     def keep(best, v, prediction, idx=None):
         rows = labels if idx is None else labels[idx]
         if select == "iou":
-            best.update_scores(v, image_miou_damage(prediction, rows, classes[0], ignore_index), index=idx)
+            best.update_scores(v, image_miou_damage(prediction, rows, num_classes, ignore_index), index=idx)
         else:
             best.update(v, prediction, rows, ignore_index, index=idx)
         # an image stops once an iterate has every valid pixel wrong (from the prediction: a score near 1
@@ -261,10 +256,8 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
                                              q=q)
             g = torch.autograd.grad(follow.sum(), v)[0] if need_grad else None
         passes[idx] += 1
-        classes[0] = logits.shape[1]
         return track, g, class_prediction(logits.detach())
 
-    classes = [0]  # the model's class count, from the first forward
     everyone = torch.arange(b, device=x.device)
     x_cur = x_init.detach().clone()
     track, grad, pred = evaluate(x_cur, everyone, 0)
@@ -367,7 +360,8 @@ def apgd_radius_reduction(model: nn.Module, images: torch.Tensor, labels: torch.
             stage_loss = final_loss if (last and final_loss is not None) else loss
             result = apgd_stage(net, x, labels, x_init, radius=r, steps=n, loss=stage_loss, ignore_index=ignore_index,
                                 class_weights=class_weights, passes=passes, trace=trace,
-                                stage=trace_restart + stage, q_schedule=q_schedule, select=select)
+                                stage=trace_restart + stage, q_schedule=q_schedule, select=select,
+                                num_classes=num_classes)
             x_init = result.lowest_accuracy if (last or handover == "accuracy") else result.highest_loss
     return x_init
 
