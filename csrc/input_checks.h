@@ -32,4 +32,14 @@ inline void check_fused_inputs(const at::Tensor& logits, const at::Tensor& label
   }
 }
 
+// The optional prediction output of the forward ops: int64 [B, H, W] like the labels, on their device,
+// contiguous (written in place: the per-pixel argmax of the logits, first maximum on ties).
+inline int64_t* prediction_out(const c10::optional<at::Tensor>& prediction, const at::Tensor& labels) {
+  if (!prediction.has_value() || !prediction->defined()) return nullptr;
+  const at::Tensor& p = *prediction;
+  TORCH_CHECK(p.scalar_type() == at::kLong && p.sizes() == labels.sizes() && p.device() == labels.device()
+              && p.is_contiguous(), "prediction must be a contiguous int64 tensor shaped and placed like the labels");
+  return p.data_ptr<int64_t>();
+}
+
 }  // namespace fastsegadv

@@ -17,9 +17,11 @@ TORCH_LIBRARY(fastsegadv, m) {
   // (else empty: the caller uses weighted_ce_backward), multiplied by grad_scale (e.g. 1/N_v for a mean).
   // Updates the RP-PGD region state in place. params: fp32 [6] (w_correct, w_wrong, lambda_T, lambda_B,
   // lambda_F, tau) on the logits' device (or the CPU), read by the kernels, so a CUDA-graph replay sees new values.
+  // prediction (optional, int64 [B,H,W] like the labels): receives each pixel's argmax from the same pass.
   m.def(
       "weighted_ce_forward(Tensor logits, Tensor labels, Tensor(a!) region_state, Tensor params, int flags, "
-      "int ignore_index, bool per_pixel, bool with_grad, float grad_scale) -> (Tensor, Tensor, Tensor)");
+      "int ignore_index, bool per_pixel, bool with_grad, float grad_scale, Tensor(b!)? prediction=None) "
+      "-> (Tensor, Tensor, Tensor)");
   // Backward: dL/dlogits (logits' dtype and memory format) for an upstream scale that is a scalar
   // (mean: g/N_v, sum: g) or per pixel [B,H,W] (reduction none). Recomputes from the logits.
   m.def(

@@ -44,7 +44,7 @@ if CPP_AVAILABLE:
 
     @torch.library.register_fake("fastsegadv::weighted_ce_forward")
     def _weighted_ce_forward_fake(logits, labels, region_state, params, flags, ignore_index, per_pixel, with_grad,
-                                  grad_scale):
+                                  grad_scale, prediction=None):
         b, _, h, w = logits.shape
         loss = logits.new_empty((b, h, w) if per_pixel else (0,), dtype=torch.float32)
         # only the CPU kernel returns the gradient from the forward pass

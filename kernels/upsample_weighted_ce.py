@@ -97,10 +97,10 @@ def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
     pmask = offs_p < HW
     o00, o01, o10, o11, ly0, ly1, lx0, lx1 = _taps(offs_p // W, offs_p % W, pmask, i0y_ptr, i1y_ptr, l0y_ptr,
                                                    l1y_ptr, i0x_ptr, i1x_ptr, l0x_ptr, l1x_ptr, stride_h, stride_w)
-    forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW,
+    forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW, y_ptr,
                    partial_ptr + pid * 6, offs_p, pmask, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
                    w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
-                   FLAGS, WRITE_LOSS, C_CHUNK, BLOCK_P, NUM_CHUNKS, True)
+                   FLAGS, WRITE_LOSS, C_CHUNK, BLOCK_P, NUM_CHUNKS, True, False)
 
 
 @triton.jit

@@ -225,12 +225,13 @@ def pixel_terms(m, a, m2, b2, mn, bn, S, Sz, S2, Q2, zy, y, valid, state, C,
 
 
 @triton.jit
-def forward_block(z_base, y_ptr, state_ptr, loss_ptr, out, offs_p, pmask, o00, o01, o10, o11, ly0, ly1, lx0, lx1,
-                   w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
+def forward_block(z_base, y_ptr, state_ptr, loss_ptr, pred_ptr, out, offs_p, pmask, o00, o01, o10, o11, ly0, ly1,
+                   lx0, lx1, w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
                    FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr, C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr,
-                   NUM_CHUNKS: tl.constexpr, UPSAMPLE: tl.constexpr):
-    """Loss, region update and the 6 statistics (written to ``out``) of the pixels ``offs_p`` of one image
-    (``y_ptr``, ``state_ptr``, ``loss_ptr`` point at that image)."""
+                   NUM_CHUNKS: tl.constexpr, UPSAMPLE: tl.constexpr, WRITE_PREDICTION: tl.constexpr):
+    """Loss, region update, the 6 statistics (written to ``out``) and, with ``WRITE_PREDICTION``, the argmax of
+    the pixels ``offs_p`` of one image (``y_ptr``, ``state_ptr``, ``loss_ptr``, ``pred_ptr`` point at that
+    image)."""
     lab = tl.load(y_ptr + offs_p, mask=pmask, other=ignore_index)
     valid = pmask & (lab != ignore_index) & (lab >= 0) & (lab < C)  # out of range (validate=False): ignored
     y = tl.where(valid, lab, -1).to(tl.int32)
@@ -249,6 +250,8 @@ def forward_block(z_base, y_ptr, state_ptr, loss_ptr, out, offs_p, pmask, o00, o
             tl.store(state_ptr + offs_p, new_state, mask=pmask)
     if WRITE_LOSS:
         tl.store(loss_ptr + offs_p, loss, mask=pmask)
+    if WRITE_PREDICTION:
+        tl.store(pred_ptr + offs_p, a.to(tl.int64), mask=pmask)
     tl.store(out + 0, tl.sum(loss, axis=0))
     tl.store(out + 1, tl.sum(valid.to(tl.float32), axis=0))
     tl.store(out + 2, tl.sum(correct.to(tl.float32), axis=0))
@@ -263,20 +266,21 @@ def forward_block(z_base, y_ptr, state_ptr, loss_ptr, out, offs_p, pmask, o00, o
 
 
 @triton.jit
-def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, partial_ptr,
+def _fwd_kernel(z_ptr, y_ptr, state_ptr, loss_ptr, pred_ptr, partial_ptr,
                 params_ptr,
                 C, HW, nblk, stride_b, stride_c, stride_p, ignore_index,
                 FLAGS: tl.constexpr, WRITE_LOSS: tl.constexpr,
-                C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr):
+                C_CHUNK: tl.constexpr, BLOCK_P: tl.constexpr, NUM_CHUNKS: tl.constexpr,
+                WRITE_PREDICTION: tl.constexpr):
     w_correct, w_wrong, lam_t, lam_b, lam_f, tau = load_params(params_ptr)
     pid = tl.program_id(0)
     b = (pid // nblk).to(tl.int64)  # image offsets in 64 bits (B*C*H*W may pass 2^31); within an image, 32 bits
     offs_p = (pid % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
     o = offs_p * stride_p
-    forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW, partial_ptr + pid * 6,
-                   offs_p, offs_p < HW, o, o, o, o, 0.0, 0.0, 0.0, 0.0,
+    forward_block(z_ptr + b * stride_b, y_ptr + b * HW, state_ptr + b * HW, loss_ptr + b * HW, pred_ptr + b * HW,
+                   partial_ptr + pid * 6, offs_p, offs_p < HW, o, o, o, o, 0.0, 0.0, 0.0, 0.0,
                    w_correct, w_wrong, lam_t, lam_b, lam_f, tau, C, stride_c, ignore_index,
-                   FLAGS, WRITE_LOSS, C_CHUNK, BLOCK_P, NUM_CHUNKS, False)
+                   FLAGS, WRITE_LOSS, C_CHUNK, BLOCK_P, NUM_CHUNKS, False, WRITE_PREDICTION)
 
 
 @triton.jit
@@ -380,20 +384,25 @@ def _geometry(logits: torch.Tensor):
 
 
 def weighted_ce_forward(logits, labels, region_state, params, flags, ignore_index, per_pixel, with_grad=False,
-                        grad_scale=1.0):
+                        grad_scale=1.0, prediction=None):
     """Same contract as ``torch.ops.fastsegadv.weighted_ce_forward`` (csrc/ops.cpp); the gradient always
-    comes from :func:`weighted_ce_backward` (the third output is empty)."""
+    comes from :func:`weighted_ce_backward` (the third output is empty). ``prediction``: an int64 tensor
+    shaped like the labels that receives each pixel's argmax."""
     logits, b, c, hw, c_chunk, block_p, nblk, n_chunks = _geometry(logits)
     labels = labels.contiguous()
+    if prediction is not None and (prediction.dtype != torch.int64 or prediction.shape != labels.shape
+                                   or prediction.device != labels.device or not prediction.is_contiguous()):
+        raise ValueError("prediction must be a contiguous int64 tensor shaped and placed like the labels")
     loss = torch.empty((b, hw) if per_pixel else (1,), dtype=torch.float32, device=logits.device)
     partial = torch.empty((b * nblk, NUM_STATS), dtype=torch.float32, device=logits.device)
     state = region_state if flags & REGIONS.value else labels  # a placeholder pointer when unused
     with on_device(logits):
         _fwd_kernel[(b * nblk,)](
-            logits, labels, state, loss, partial, kernel_params(params, logits.device),
+            logits, labels, state, loss, labels if prediction is None else prediction, partial,
+            kernel_params(params, logits.device),
             c, hw, nblk, logits.stride(0), logits.stride(1), logits.stride(3), ignore_index,
             FLAGS=flags, WRITE_LOSS=per_pixel, C_CHUNK=c_chunk, BLOCK_P=block_p, NUM_CHUNKS=n_chunks,
-            num_warps=num_warps(c_chunk * block_p))
+            WRITE_PREDICTION=prediction is not None, num_warps=num_warps(c_chunk * block_p))
     stats = partial.view(b, nblk, NUM_STATS).double().sum(1)
     loss = loss.view(b, logits.shape[2], logits.shape[3]) if per_pixel else loss.new_empty((0,))
     return loss, stats, loss.new_empty((0,))

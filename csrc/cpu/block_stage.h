@@ -146,11 +146,12 @@ struct PixelStage {
   }
 
   // Outputs of the block to [B, H, W] arrays at flat index i0 (each nullable): new region state, per-pixel
-  // loss; and its statistics to acc[NUM_STATS] (nullable).
+  // loss, per-pixel argmax; and its statistics to acc[NUM_STATS] (nullable).
   void store_outputs(const BlockReductions& r, uint8_t* st_out, float* loss_out, double* acc, bool regions, int64_t i0,
-                     int64_t n) const {
+                     int64_t n, int64_t* prediction_out = nullptr) const {
     if (st_out) std::copy(state.begin(), state.begin() + n, st_out + i0);
     if (loss_out) std::copy(loss.begin(), loss.begin() + n, loss_out + i0);
+    if (prediction_out) std::copy(r.a.begin(), r.a.begin() + n, prediction_out + i0);
     if (acc) statistics(r, n, regions, acc);
   }
 
@@ -292,6 +293,7 @@ struct PassOutputs {
   uint8_t* region_state = nullptr;  // updated region state [B * HW]
   float* loss = nullptr;            // per-pixel loss [B * HW]
   double* block_stats = nullptr;    // per-block statistics [B * nblk, NUM_STATS]
+  int64_t* prediction = nullptr;    // per-pixel argmax [B * HW] (the same-resolution forward only)
   out_t* grad = nullptr;            // k * d loss / dz: same strides as the logits (weighted_ce_cpu.cpp), or the
                                     // row buffer [B, H, C, w] of the upsampling kernel's first phase
 };

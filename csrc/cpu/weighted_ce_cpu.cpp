@@ -118,7 +118,7 @@ void run_blocks(const PassInputs<scalar_t>& in, const PassOutputs<out_t>& out, c
       ps.load_inputs(in.region_state, in.k_pixel, in.k_scalar, i0, n);
       ps.compute(r, n, static_cast<int>(g.C), in.flags, in.params);
       ps.store_outputs(r, out.region_state, out.loss, out.block_stats ? out.block_stats + task * NUM_STATS : nullptr,
-                       in.region_state != nullptr, i0, n);
+                       in.region_state != nullptr, i0, n, out.prediction);
       if (out.grad) write_block(ps, r, g, n, out.grad, b, p0, has_weight_grad(in.flags));
     }
   });
@@ -126,10 +126,12 @@ void run_blocks(const PassInputs<scalar_t>& in, const PassOutputs<out_t>& out, c
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
     const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, const at::Tensor& params_d,
-    int64_t flags, int64_t ignore_index, bool per_pixel, bool with_grad, double grad_scale) {
+    int64_t flags, int64_t ignore_index, bool per_pixel, bool with_grad, double grad_scale,
+    const c10::optional<at::Tensor>& prediction) {
   check_fused_inputs(logits_in, labels_in, region_state, flags, params_d, /*upsample=*/false);
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();
+  int64_t* pred = prediction_out(prediction, labels);
   TORCH_CHECK(!(flags & FLAG_REGIONS) || region_state.is_contiguous(), "region_state must be contiguous");
   const Geometry g = geometry(logits);
   float params[NUM_PARAMS];
@@ -149,6 +151,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cpu(
     out.loss = per_pixel ? loss.data_ptr<float>() : nullptr;
     out.block_stats = partial.data_ptr<double>();
     out.grad = with_grad ? grad.data_ptr<float>() : nullptr;
+    out.prediction = pred;
     run_blocks(in, out, g);
   });
   return {loss, partial.sum(1), grad};  // stats [B, NUM_STATS]: a fixed-order sum over blocks

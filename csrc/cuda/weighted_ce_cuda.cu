@@ -71,7 +71,8 @@ __device__ PixelReductions reduce_pixel(const scalar_t* __restrict__ z, int64_t 
 
 template <typename scalar_t>
 __global__ void forward_kernel(const scalar_t* __restrict__ z, const int64_t* __restrict__ labels,
-                               uint8_t* __restrict__ state, float* __restrict__ loss, double* __restrict__ partial,
+                               uint8_t* __restrict__ state, float* __restrict__ loss, int64_t* __restrict__ prediction,
+                               double* __restrict__ partial,
                                const float* __restrict__ params, int C, int64_t HW, int64_t sb, int64_t sc, int64_t sp,
                                int64_t ignore_index, int64_t flags) {
   __shared__ float red[NUM_STATS][kThreads];
@@ -88,6 +89,7 @@ __global__ void forward_kernel(const scalar_t* __restrict__ z, const int64_t* __
     const PixelTerms t = pixel_terms(r, valid, y, s, C, flags, params);
     if (flags & FLAG_REGIONS) state[i] = t.state;
     if (loss != nullptr) loss[i] = t.loss;
+    if (prediction != nullptr) prediction[i] = r.a;
     st[STAT_LOSS] = t.loss;
     st[STAT_VALID] = valid;
     st[STAT_CORRECT] = t.correct;
@@ -145,11 +147,13 @@ at::Tensor device_params(const at::Tensor& params, const at::Tensor& logits) {
 // with_grad is not used on CUDA: the gradient comes from backward_kernel (an empty third output says so).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cuda(
     const at::Tensor& logits_in, const at::Tensor& labels_in, at::Tensor& region_state, const at::Tensor& params_in,
-    int64_t flags, int64_t ignore_index, bool per_pixel, bool /*with_grad*/, double /*grad_scale*/) {
+    int64_t flags, int64_t ignore_index, bool per_pixel, bool /*with_grad*/, double /*grad_scale*/,
+    const c10::optional<at::Tensor>& prediction) {
   check_fused_inputs(logits_in, labels_in, region_state, flags, params_in, /*upsample=*/false);
   const c10::cuda::CUDAGuard guard(logits_in.device());
   const at::Tensor logits = pixel_layout(logits_in);
   const at::Tensor labels = labels_in.contiguous();
+  int64_t* pred = prediction_out(prediction, labels);
   const int64_t B = logits.size(0), C = logits.size(1), HW = logits.size(2) * logits.size(3);
   if (flags & FLAG_REGIONS) {
     TORCH_CHECK(region_state.is_contiguous() && region_state.scalar_type() == at::kByte, "region_state: uint8, contiguous");
@@ -166,7 +170,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weighted_ce_forward_cuda(
     forward_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(
         logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(),
         (flags & FLAG_REGIONS) ? region_state.data_ptr<uint8_t>() : nullptr,
-        per_pixel ? loss.data_ptr<float>() : nullptr, partial.data_ptr<double>(), p, static_cast<int>(C), HW,
+        per_pixel ? loss.data_ptr<float>() : nullptr, pred, partial.data_ptr<double>(), p, static_cast<int>(C), HW,
         logits.stride(0), logits.stride(1), logits.stride(3), ignore_index, flags);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -36,6 +36,15 @@ def pixel_ce(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> t
     return ce.float() if ce.dtype in (torch.float16, torch.bfloat16) else ce
 
 
+def pixel_ce_and_prediction(logits: torch.Tensor, labels: torch.Tensor,
+                            ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(CE [B, H, W] as :func:`pixel_ce`, prediction [B, H, W] int64)``: the class prediction (argmax, first
+    index on ties) comes from the same fused pass over the logits as the CE, not from a second read of them."""
+    ce, prediction = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none",
+                                            validate=False, return_prediction=True)
+    return (ce.float() if ce.dtype in (torch.float16, torch.bfloat16) else ce), prediction
+
+
 def js_from_ce(ce: torch.Tensor) -> torch.Tensor:
     """Jensen-Shannon divergence between p = softmax(z) and the one-hot label, from the per-pixel CE.
 

@@ -47,7 +47,7 @@ import torch.nn as nn
 
 from ..metrics import per_image_confusion
 from .best_iterate import BestIterate, mis_ratio_per_image
-from .margins import js_from_ce, per_image_mean, pixel_ce
+from .margins import js_from_ce, per_image_mean, pixel_ce, pixel_ce_and_prediction
 from .model_io import NormalizedModel, class_prediction, frozen_for_attack, logits_at
 from .perturbation import per_image_generators, project, uniform
 from .sea_class_weights import dataset_class_weights
@@ -145,8 +145,21 @@ def fp_target(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int, 
 def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, ignore_index: int = 255,
                      class_weights: torch.Tensor | None = None, q: float | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(followed [B], tracked [B])``: per-image means over the valid pixels of the followed loss (with its
-    graph) and of the CE that steers the step size (detached), from one fused per-pixel CE.
+    """``(followed [B], tracked [B])`` of :func:`sea_losses_and_prediction` (without the prediction)."""
+    followed, tracked, _ = sea_losses_and_prediction(logits, labels, loss, ignore_index=ignore_index,
+                                                     class_weights=class_weights, q=q)
+    return followed, tracked
+
+
+def sea_losses_and_prediction(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, ignore_index: int = 255,
+                              class_weights: torch.Tensor | None = None, q: float | None = None
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(followed [B], tracked [B], prediction [B, H, W])``: per-image means over the valid pixels of the
+    followed loss (with its graph) and of the CE that steers the step size (detached), and the class
+    prediction, all from one fused pass over the logits (per-pixel CE and argmax,
+    :func:`~.margins.pixel_ce_and_prediction`). Every weight below is a detached per-pixel factor of the CE, so
+    the backward is the fused kernel's with that factor as its per-pixel upstream gradient: a step reads the
+    ``[B, C, H, W]`` logits twice (forward, backward); the rest works on ``[B, H, W]`` maps.
 
     - ``ce_avg``: CE; ``mask_ce_avg``: CE on the pixels still correctly classified (mask detached);
     - ``mask_ce_bal``: the same, each pixel weighted by its class's weight (``class_weights`` ``[K]`` or
@@ -166,7 +179,7 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     valid = labels != ignore_index
-    ce = pixel_ce(logits, labels, ignore_index)
+    ce, prediction = pixel_ce_and_prediction(logits, labels, ignore_index)
     if loss == "ce_avg":
         pix = ce
     elif loss == "tsallis":
@@ -176,7 +189,6 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
     elif loss == "js_avg":
         pix = js_from_ce(ce)
     else:
-        prediction = class_prediction(logits.detach())
         correct = (prediction == labels) & valid
         pix = ce * correct
         if loss in ("mask_ce_bal", "mask_ce_iou", "miou"):
@@ -194,7 +206,7 @@ def sea_pixel_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, *, i
             pulled = valid & (labels != k_map) & (prediction != k_map)
             ce_k = pixel_ce(logits, torch.where(pulled, k_map, torch.full_like(labels, ignore_index)), ignore_index)
             pix = pix - w_fp.view(-1, 1, 1).to(pix.dtype) * ce_k * pulled
-    return per_image_mean(pix, valid), per_image_mean(ce.detach(), valid)
+    return per_image_mean(pix, valid), per_image_mean(ce.detach(), valid), prediction
 
 
 def salted_seed(seed, salt: int):
@@ -252,11 +264,11 @@ def apgd_stage(net, x: torch.Tensor, labels: torch.Tensor, x_init: torch.Tensor,
             q = q_schedule[0] + (q_schedule[1] - q_schedule[0]) * min(step / max(steps, 1), 1.0)
         with torch.enable_grad():
             logits = logits_at(net(v), labels.shape[-2:])
-            follow, track = sea_pixel_losses(logits, labels[idx], loss, ignore_index=ignore_index, class_weights=w,
-                                             q=q)
+            follow, track, prediction = sea_losses_and_prediction(logits, labels[idx], loss, ignore_index=ignore_index,
+                                                                  class_weights=w, q=q)
             g = torch.autograd.grad(follow.sum(), v)[0] if need_grad else None
         passes[idx] += 1
-        return track, g, class_prediction(logits.detach())
+        return track, g, prediction
 
     everyone = torch.arange(b, device=x.device)
     x_cur = x_init.detach().clone()

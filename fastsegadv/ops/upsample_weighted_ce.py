@@ -68,6 +68,6 @@ def upsample_weighted_cross_entropy(
     if name == "reference":
         check_params_need_kernel(params, weighting)
         return upsample_weighted_cross_entropy_reference(logits, labels, align_corners=align_corners, **kw)
-    out, _ = weighted_fused_loss(logits, labels, **kw, params=params,
-                                 kernel=Kernel(name, upsample=True, align_corners=align_corners))
+    out, _, _ = weighted_fused_loss(logits, labels, **kw, params=params,
+                                    kernel=Kernel(name, upsample=True, align_corners=align_corners))
     return out

@@ -20,6 +20,7 @@ import torch
 from .._ops import label_counts  # (importing _ops loads the compiled ops and their fake kernels)
 from ..backend import choose_backend
 from ..contract import NUM_PARAMS, NUM_STATS, UNCERTAINTY_FLAGS, Flag, Param, Stat
+from ..outputs import class_prediction
 from ..reference.pixelwise import check_logits_labels, check_reduction, reduce_pixels
 from ..reference.regions import check_region_state, region_counts, region_lambdas
 from ..reference.segpgd import segpgd_lambda
@@ -112,12 +113,18 @@ def fused_weighted_ce(
     reduction: str,
     kernel: str,
     with_grad: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    with_prediction: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``logits [B,C,h,w]``, ``labels [B,H,W]`` int64, ``region_state`` uint8 ``[B,H,W]`` or empty -> (loss:
     scalar or ``[B,H,W]`` per pixel, stats ``[B, 6]`` float64, the CPU forward's gradient (fp32, already
     divided by N_v for a mean) or empty, the region state after this pass's update (a new tensor; the
-    input is not modified, so the op is functional and autograd can be registered) or empty, N_v)."""
+    input is not modified, so the op is functional and autograd can be registered) or empty, N_v, and with
+    ``with_prediction`` each pixel's argmax ``[B,H,W]`` int64 from the same pass, else empty)."""
     chosen = KERNELS[kernel]
+    if with_prediction and chosen.upsample:
+        raise ValueError("with_prediction needs logits at the labels' resolution (not the upsampling kernels)")
+    prediction = (torch.empty(labels.shape, dtype=torch.int64, device=labels.device) if with_prediction
+                  else labels.new_empty((0,), dtype=torch.int64))
     fwd, _ = chosen.functions()
     state_after = region_state.clone() if flags & Flag.REGIONS.value else region_state.new_empty((0,))
     pre_scale = 1.0
@@ -137,6 +144,7 @@ def fused_weighted_ce(
         per_pixel=reduction == "none",
         with_grad=with_grad,
         grad_scale=pre_scale,
+        **({"prediction": prediction} if with_prediction else {}),
     )
     n_valid = stats[:, Stat.VALID].sum()
     if reduction == "none":
@@ -145,11 +153,12 @@ def fused_weighted_ce(
         out = stats[:, Stat.LOSS].sum().to(logits.dtype)
     else:
         out = (stats[:, Stat.LOSS].sum() / n_valid.clamp_min(1)).to(logits.dtype)
-    return out, stats, grad, state_after, n_valid
+    return out, stats, grad, state_after, n_valid, prediction
 
 
 @fused_weighted_ce.register_fake
-def _fused_weighted_ce_fake(logits, labels, region_state, params, flags, ignore_index, reduction, kernel, with_grad):
+def _fused_weighted_ce_fake(logits, labels, region_state, params, flags, ignore_index, reduction, kernel, with_grad,
+                            with_prediction=False):
     out = logits.new_empty(tuple(labels.shape) if reduction == "none" else ())
     stats = logits.new_empty((labels.shape[0], NUM_STATS), dtype=torch.float64)
     grad = logits.new_empty(
@@ -157,7 +166,8 @@ def _fused_weighted_ce_fake(logits, labels, region_state, params, flags, ignore_
         dtype=torch.float32,
     )
     state_after = torch.empty_like(region_state) if flags & Flag.REGIONS.value else region_state.new_empty((0,))
-    return out, stats, grad, state_after, logits.new_empty((), dtype=torch.float64)
+    prediction = labels.new_empty(tuple(labels.shape) if with_prediction else (0,), dtype=torch.int64)
+    return out, stats, grad, state_after, logits.new_empty((), dtype=torch.float64), prediction
 
 
 @torch.library.custom_op("fastsegadv::fused_weighted_ce_recompute", mutates_args=())
@@ -187,8 +197,8 @@ def _traced(t: torch.Tensor) -> bool:
 
 
 def _setup_context(ctx, inputs, output):
-    logits, labels, _, params, flags, ignore_index, reduction, kernel, _ = inputs
-    _, _, grad, state_after, n_valid = output
+    logits, labels, _, params, flags, ignore_index, reduction, kernel = inputs[:8]
+    _, _, grad, state_after, n_valid, _ = output
     ctx.save_for_backward(logits, labels, state_after, params, n_valid, grad)
     ctx.args = (flags & ~Flag.UPDATE_STATE.value, ignore_index, reduction, kernel)
     # Only the loss is differentiable. Without this, autograd would materialise a zero gradient for every
@@ -197,11 +207,11 @@ def _setup_context(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
-def _backward(ctx, grad_out, _grad_stats, _grad_buffer, _grad_state, _grad_n_valid):
+def _backward(ctx, grad_out, _grad_stats, _grad_buffer, _grad_state, _grad_n_valid, _grad_prediction):
     logits, labels, state, params, n_valid, buffer = ctx.saved_tensors
     flags, ignore_index, reduction, kernel = ctx.args
     if grad_out is None:  # only the statistics were used downstream
-        return None, None, None, None, None, None, None, None, None
+        return None, None, None, None, None, None, None, None, None, None
     if buffer.numel():  # the forward's gradient (CPU), already divided by N_v for a mean
         if reduction == "none":
             grad = buffer * grad_out.float().unsqueeze(1)
@@ -218,24 +228,26 @@ def _backward(ctx, grad_out, _grad_stats, _grad_buffer, _grad_state, _grad_n_val
         else:
             scale = grad_out.float()
         grad = fused_weighted_ce_recompute(scale, logits, labels, state, params, flags, ignore_index, kernel)
-    return grad, None, None, None, None, None, None, None, None
+    return grad, None, None, None, None, None, None, None, None, None
 
 
 fused_weighted_ce.register_autograd(_backward, setup_context=_setup_context)
 
 
-def fused_loss(logits, labels, region_state, params, flags, ignore_index, reduction, kernel):
-    """The fused loss and ``[B, 6]`` stats through :func:`fused_weighted_ce` (autograd included);
-    ``region_state`` is updated in place when ``flags`` ask for it."""
+def fused_loss(logits, labels, region_state, params, flags, ignore_index, reduction, kernel, with_prediction=False):
+    """The fused loss, ``[B, 6]`` stats and (``with_prediction``) the ``[B, H, W]`` argmax, else None, through
+    :func:`fused_weighted_ce` (autograd included); ``region_state`` is updated in place when ``flags`` ask for
+    it."""
     with_grad = torch.is_grad_enabled() and logits.requires_grad
     if not isinstance(params, torch.Tensor):
         params = torch.tensor(params, dtype=torch.float32)
-    out, stats, _, state_after, _ = fused_weighted_ce(
-        logits, labels.long(), region_state, params, flags, ignore_index, reduction, kernel, with_grad
+    out, stats, _, state_after, _, prediction = fused_weighted_ce(
+        logits, labels.long(), region_state, params, flags, ignore_index, reduction, kernel, with_grad,
+        with_prediction
     )
     if flags & Flag.UPDATE_STATE.value:
         region_state.copy_(state_after)  # RP-PGD's T -> B update of this pass
-    return out, stats
+    return out, stats, prediction if with_prediction else None
 
 
 def checked_step_arguments(weighting: Weighting, step, steps, region_state, labels, params):
@@ -260,13 +272,15 @@ def weighted_fused_loss(
     ignore_index: int,
     reduction: str,
     kernel: Kernel,
+    with_prediction: bool = False,
 ):
     """:func:`fused_loss` of a weighting at t: flags and parameters encoded here unless ``params`` are
     given; the region state is passed only when the weighting uses it."""
     flags, encoded = encode(weighting, step, steps, update_region_state)
     state = region_state if weighting.regions else torch.empty(0, dtype=torch.uint8, device=logits.device)
     return fused_loss(
-        logits, labels, state, encoded if params is None else params, flags, ignore_index, reduction, kernel.name
+        logits, labels, state, encoded if params is None else params, flags, ignore_index, reduction, kernel.name,
+        with_prediction,
     )
 
 
@@ -306,6 +320,7 @@ def weighted_cross_entropy(
     backend: str | None = None,
     return_stats: bool = False,
     params: torch.Tensor | None = None,
+    return_prediction: bool = False,
 ):
     """Weighted per-pixel CE (DESIGN.md §2-3) on the chosen backend (:mod:`fastsegadv.backend`).
 
@@ -315,6 +330,8 @@ def weighted_cross_entropy(
     boundary, false) from the same pass, without a host sync. ``params``: the kernel parameters of this
     weighting at t (``encode(...)[1]`` as a float32 ``[6]`` CPU tensor), given by graph-captured attack
     steps so that t is an input of the graph, not a constant baked into it (the reference uses ``step``).
+    ``return_prediction``: also returns each pixel's class prediction (argmax of the logits, first index on
+    ties, int64 ``[B, H, W]``) from the same pass over the logits: ``(loss, [stats,] prediction)``.
     ``validate=False`` skips the checks that read the labels and region state on the host (a sync): the GPU
     kernels (CUDA, Triton) then treat labels outside [0, C) as ignored and region states above 2 as
     weightless; the C++ CPU kernel rejects such labels.
@@ -339,14 +356,15 @@ def weighted_cross_entropy(
             ignore_index=ignore_index,
         )
         out = reduce_pixels(per_pixel, valid, reduction).to(logits.dtype)
-        if not return_stats:
-            return out
-        return out, reference_stats(
-            logits, labels, per_pixel, region_state if weighting.regions else None, ignore_index
+        stats = (reference_stats(logits, labels, per_pixel, region_state if weighting.regions else None, ignore_index)
+                 if return_stats else None)
+        prediction = class_prediction(logits.detach()) if return_prediction else None
+    else:
+        out, stats, prediction = weighted_fused_loss(
+            logits, labels, weighting=weighting, step=step, steps=steps, region_state=region_state,
+            update_region_state=update_region_state, params=params, ignore_index=ignore_index, reduction=reduction,
+            kernel=Kernel(name), with_prediction=return_prediction,
         )
-    out, stats = weighted_fused_loss(
-        logits, labels, weighting=weighting, step=step, steps=steps, region_state=region_state,
-        update_region_state=update_region_state, params=params, ignore_index=ignore_index, reduction=reduction,
-        kernel=Kernel(name),
-    )
-    return (out, stats) if return_stats else out
+    if not (return_stats or return_prediction):
+        return out
+    return (out,) + ((stats,) if return_stats else ()) + ((prediction,) if return_prediction else ())

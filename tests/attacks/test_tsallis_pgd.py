@@ -36,7 +36,7 @@ def test_q_sweeps_each_stage_and_stages_hand_over_the_highest_ce_point(monkeypat
     model = load_pretrained("pgd_at")
     x, y = make_digit_scenes("test", num_images=2, seed=0)
     qs, stages = [], []
-    real_losses, real_stage = sea_module.sea_pixel_losses, sea_module.apgd_stage
+    real_losses, real_stage = sea_module.sea_losses_and_prediction, sea_module.apgd_stage
 
     def losses_spy(*args, q=None, **kwargs):
         qs.append(q)
@@ -47,7 +47,7 @@ def test_q_sweeps_each_stage_and_stages_hand_over_the_highest_ce_point(monkeypat
         stages.append((kw["radius"], kw["steps"], x_init.clone(), out))
         return out
 
-    monkeypatch.setattr(sea_module, "sea_pixel_losses", losses_spy)
+    monkeypatch.setattr(sea_module, "sea_losses_and_prediction", losses_spy)
     monkeypatch.setattr(sea_module, "apgd_stage", stage_spy)
     adv = A.tsallis_pgd(model, x, y, eps=1 / 255, steps=10, seed=0)  # small eps: no image fully fooled
     expected = []
