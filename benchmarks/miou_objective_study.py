@@ -18,6 +18,7 @@ so the part of the gap that no objective moves can be read class by class. Write
 ``miou_objective.md`` and ``miou_objective.png`` under ``--out``.
 
     python benchmarks/miou_objective_study.py --models pgd_at upernet_pgd_at --eps 4 8 --out DIR
+    python benchmarks/miou_objective_study.py --models smp_unet_pgd_at=CHECKPOINT --append --out DIR
 """
 from __future__ import annotations
 
@@ -39,9 +40,11 @@ from fastsegadv.models import load_pretrained  # noqa: E402
 try:
     from ensemble_vs_sea import run_attacks  # noqa: E402
     from run_benchmarks import device_name  # noqa: E402
+    from third_model_at import load_model  # noqa: E402
 except ImportError:  # imported as benchmarks.miou_objective_study
     from benchmarks.ensemble_vs_sea import run_attacks  # noqa: E402
     from benchmarks.run_benchmarks import device_name  # noqa: E402
+    from benchmarks.third_model_at import load_model  # noqa: E402
 
 VARIANTS = {
     "sea_bal@150": ["sea_apgd:loss='mask_ce_bal'@150"],
@@ -89,7 +92,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["pgd_at", "upernet_pgd_at"])
+    ap.add_argument("--models", nargs="+", default=["pgd_at", "upernet_pgd_at"],
+                    help="shipped models, or NAME=PATH for a checkpoint of benchmarks/third_model_at.py")
     ap.add_argument("--eps", nargs="+", type=float, default=[4.0, 8.0], help="0-255 scale")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--images", type=int, default=48)
@@ -104,8 +108,9 @@ def main(argv=None) -> int:
     dataset = TensorDataset(x, y)
     rows = json.loads(earlier.read_text())["rows"] if args.append and earlier.exists() else []
     done = {(r["model"], r["eps"], r["variant"]) for r in rows}
-    for name in args.models:
-        model = load_pretrained(name)
+    for spec in args.models:
+        name, _, path = spec.partition("=")
+        model = load_model(path) if path else load_pretrained(name)
         for eps in args.eps:
             for variant in args.variants:
                 if (name, eps, variant) in done:

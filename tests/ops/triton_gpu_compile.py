@@ -163,6 +163,10 @@ def _cases():
                     yield lambda: wce.weighted_ce_forward(z, labels, st, params, flags, 255, per_pixel)
                     scale = torch.ones(b, h, w) if per_pixel else torch.tensor(0.5)
                     yield lambda: wce.weighted_ce_backward(scale, z, labels, st, params, flags, 255)
+                if name == "ce":  # SEA's per-pixel CE with the class prediction from the same pass
+                    prediction = torch.zeros(b, h, w, dtype=torch.long)
+                    yield lambda: wce.weighted_ce_forward(z, labels, st, params, flags, 255, True,
+                                                          prediction=prediction)
         # low-resolution logits upsampled inside the loss (x4, odd sizes), both align_corners conventions
         for align_corners in (False, True):
             if name not in ("ce", "segpgd", "regions", "entropy", "cospgd") and align_corners:
