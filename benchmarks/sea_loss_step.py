@@ -4,8 +4,9 @@ alone, which issue 21's profile found to be SEA's step overhead).
 
 - ``fused``: what SEA runs (:func:`fastsegadv.attacks.sea.sea_losses_and_prediction`): the per-pixel CE and the
   argmax from one fused pass, the class weights as the backward's per-pixel upstream gradient;
-- ``two_pass``: the same losses with the prediction from a second read of the logits (``logits.max(1)``), as SEA
-  ran before the fused op returned its prediction.
+- ``two_pass``: the same losses with the prediction read from the logits again (``logits.max(1)``), as SEA
+  ran before the fused op returned its prediction: once for the masked losses' mask and once for the step's
+  accuracy bookkeeping (JS: the latter only).
 
 Both are timed interleaved in one process (fastest of ``--rounds``); their results are checked equal first.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from run_benchmarks import commit_id, device_name  # this folder is on sys.path when run
 
-from fastsegadv.attacks.margins import per_image_mean, pixel_ce
+from fastsegadv.attacks.margins import js_from_ce, per_image_mean, pixel_ce
 from fastsegadv.attacks.sea import balanced_class_weights, iou_class_weights, sea_losses_and_prediction
 from fastsegadv.outputs import class_prediction
 
@@ -34,17 +35,17 @@ def two_pass(logits, labels, loss, ignore_index=255):
     """The same (followed, tracked, prediction) with the argmax read from the logits a second time."""
     valid = labels != ignore_index
     ce = pixel_ce(logits, labels, ignore_index)
-    prediction = class_prediction(logits.detach())
     if loss == "js_avg":
-        p_y = torch.exp(-ce)
-        pix = 0.6931471805599453 + 0.5 * (-p_y * ce - (1.0 + p_y) * torch.log1p(p_y))
+        pix = js_from_ce(ce)
     else:
+        prediction = class_prediction(logits.detach())
         correct = (prediction == labels) & valid
         w = (iou_class_weights(prediction, labels, logits.shape[1], ignore_index) if loss == "mask_ce_iou"
              else balanced_class_weights(labels, logits.shape[1], ignore_index)).to(ce.dtype)
         safe = torch.where(valid, labels, torch.zeros_like(labels))
         pix = ce * correct * w.gather(1, safe.flatten(1)).view_as(ce)
-    return per_image_mean(pix, valid), per_image_mean(ce.detach(), valid), prediction
+    # the step's bookkeeping read the prediction from the logits once more (apgd_stage's evaluate)
+    return per_image_mean(pix, valid), per_image_mean(ce.detach(), valid), class_prediction(logits.detach())
 
 
 def fused(logits, labels, loss):

@@ -373,7 +373,7 @@ def num_warps(tile: int) -> int:
 
 
 def _geometry(logits: torch.Tensor):
-    check_image_size(logits[0].numel())
+    check_image_size(logits[0].numel() if logits.shape[0] else 0)
     if not (logits.is_contiguous() or logits.is_contiguous(memory_format=torch.channels_last)):
         logits = logits.contiguous()
     b, c, h, w = logits.shape

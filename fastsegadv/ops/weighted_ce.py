@@ -166,6 +166,8 @@ def _fused_weighted_ce_fake(logits, labels, region_state, params, flags, ignore_
         dtype=torch.float32,
     )
     state_after = torch.empty_like(region_state) if flags & Flag.REGIONS.value else region_state.new_empty((0,))
+    if with_prediction and KERNELS[kernel].upsample:
+        raise ValueError("with_prediction needs logits at the labels' resolution (not the upsampling kernels)")
     prediction = labels.new_empty(tuple(labels.shape) if with_prediction else (0,), dtype=torch.int64)
     return out, stats, grad, state_after, logits.new_empty((), dtype=torch.float64), prediction
 
@@ -331,7 +333,8 @@ def weighted_cross_entropy(
     weighting at t (``encode(...)[1]`` as a float32 ``[6]`` CPU tensor), given by graph-captured attack
     steps so that t is an input of the graph, not a constant baked into it (the reference uses ``step``).
     ``return_prediction``: also returns each pixel's class prediction (argmax of the logits, first index on
-    ties, int64 ``[B, H, W]``) from the same pass over the logits: ``(loss, [stats,] prediction)``.
+    ties, int64 ``[B, H, W]``) from the same pass over the logits: ``(loss, [stats,] prediction)``; a pixel
+    with a NaN logit gets an unspecified class (torch's argmax returns the NaN's index).
     ``validate=False`` skips the checks that read the labels and region state on the host (a sync): the GPU
     kernels (CUDA, Triton) then treat labels outside [0, C) as ignored and region states above 2 as
     weightless; the C++ CPU kernel rejects such labels.

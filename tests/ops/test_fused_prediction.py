@@ -9,7 +9,7 @@ import torch
 
 from fastsegadv import _ops
 from fastsegadv import losses as L
-from fastsegadv.ops.weighted_ce import encode
+from fastsegadv.ops.weighted_ce import encode, fused_weighted_ce
 
 from ..kernel_cases import MODES, make_case
 
@@ -99,3 +99,21 @@ def test_a_wrong_prediction_buffer_is_refused():
         with pytest.raises(RuntimeError, match="prediction must be"):
             torch.ops.fastsegadv.weighted_ce_forward(z, y, torch.empty(0, dtype=torch.uint8), torch.ones(6), 0, 255,
                                                      False, False, 1.0, prediction=bad)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_python_op_with_prediction_passes_opcheck(kernel, reduction):
+    """The functional custom op (autograd and fake registration included) with its prediction output."""
+    z, y, _ = make_case(*SHAPES["interpreted"][0], seed=4, device=kernel.device)
+    flags, params = encode(MODES["ce"], 1, 1, False)
+    args = (z.requires_grad_(True), y, torch.empty(0, dtype=torch.uint8, device=z.device), torch.tensor(params),
+            flags, 255, reduction, kernel.backend, True, True)
+    torch.library.opcheck(fused_weighted_ce, args)
+    assert torch.equal(fused_weighted_ce(*args)[5].cpu(), numpy_argmax(z))
+
+
+def test_upsampling_kernels_refuse_the_prediction():
+    z, y, _ = make_case(1, 5, 3, 4, seed=2)
+    with pytest.raises(ValueError, match="labels' resolution"):
+        fused_weighted_ce(z, y, torch.empty(0, dtype=torch.uint8), torch.ones(6), 0, 255, "none", "upsample",
+                          False, True)
