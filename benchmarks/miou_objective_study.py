@@ -11,7 +11,7 @@ dataset-mIoU worst case is taken over its own members), on the built-in test sce
 - ``...|iou-select``: each stage returns per image its iterate with the lowest image mIoU instead of the lowest
   pixel accuracy; ``miou`` adds to ``mask_ce_iou`` a pull of the other pixels into the class whose IoU one
   more false positive lowers most (pixels already wrong count there too);
-- ``sea@150``: faithful SEA, its three losses at 150 iterations each (450 passes).
+- ``sea@50`` / ``sea@150``: faithful SEA, its three losses at 50 / 150 iterations each (150 / 450 passes).
 
 Per variant: the greedy worst-case mIoU (%), passes per image, and the per-class IoU (%) of that worst case,
 so the part of the gap that no objective moves can be read class by class. Writes ``miou_objective.json``,
@@ -54,6 +54,7 @@ VARIANTS = {
     "bal|iou-select@150": ["sea_apgd:loss='mask_ce_bal',select='iou'@150"],
     "miou|iou-select@150": ["sea_apgd:loss='miou',select='iou'@150"],
     "bal>miou|iou-select@150": ["sea_apgd:loss='mask_ce_bal',final_loss='miou',select='iou'@150"],
+    "sea@50": ["sea@50"],
     "sea@150": ["sea@150"],
 }
 
