@@ -33,7 +33,12 @@ def pixel_ce(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> t
     """``[B, H, W]`` per-pixel CE from the fused op, in fp32 at least (fp16/bf16 upcast, fp64 kept); 0 on
     ignored pixels."""
     ce = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none", validate=False)
-    return ce.float() if ce.dtype in (torch.float16, torch.bfloat16) else ce
+    return at_least_fp32(ce)
+
+
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in fp32 if it is fp16/bf16, else as it is (fp32 and fp64 kept)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def pixel_ce_and_prediction(logits: torch.Tensor, labels: torch.Tensor,
@@ -42,7 +47,7 @@ def pixel_ce_and_prediction(logits: torch.Tensor, labels: torch.Tensor,
     index on ties) comes from the same fused pass over the logits as the CE, not from a second read of them."""
     ce, prediction = weighted_cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none",
                                             validate=False, return_prediction=True)
-    return (ce.float() if ce.dtype in (torch.float16, torch.bfloat16) else ce), prediction
+    return at_least_fp32(ce), prediction
 
 
 def js_from_ce(ce: torch.Tensor) -> torch.Tensor:
@@ -61,7 +66,7 @@ def normalized_true_logit(logits: torch.Tensor, labels: torch.Tensor, ignore_ind
     0 on ignored pixels."""
     valid = labels != ignore_index
     safe = torch.where(valid, labels, torch.zeros_like(labels)).unsqueeze(1)
-    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    z = at_least_fp32(logits)
     corr = z.gather(1, safe).squeeze(1) / z.norm(dim=1).clamp_min(eps)
     return torch.where(valid, corr, torch.zeros_like(corr))
 
